@@ -1,0 +1,437 @@
+//! Cache paths, private atomic writes and the lock guard.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use aws_types::os_shim_internal::Env;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::entries::{CredentialsEntry, FORMAT_VERSION, TokenEntry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("no cache directory: set `AWS_TIP_CACHE_DIR` or `HOME`")]
+    NoCacheDirectory,
+
+    #[error("failed to {what} `{}`", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to encode the cache entry for `{}`", path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
+    let path = path.to_owned();
+    move |source| CacheError::Io { what, path, source }
+}
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct CacheDir {
+    path: PathBuf,
+}
+
+impl CacheDir {
+    /// Uses `AWS_TIP_CACHE_DIR` when set, else `aws-tip` in the user's cache directory.
+    pub fn from_env(env: &Env) -> Result<Self, CacheError> {
+        let path = match env.get("AWS_TIP_CACHE_DIR") {
+            Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => dirs::cache_dir().ok_or(CacheError::NoCacheDirectory)?.join("aws-tip"),
+        };
+        Ok(Self { path })
+    }
+
+    #[cfg(test)]
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The cache of the application identified by `issuer` and `client_id`.
+    pub fn app(&self, issuer: &str, client_id: &str) -> AppCache {
+        AppCache {
+            dir: self.path.clone(),
+            key: short_hash(&[issuer, client_id]),
+        }
+    }
+}
+
+/// Hex SHA-256 of the parts, joined by newlines, cut to 24 characters (96 bits).
+pub fn short_hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
+    }
+    let digest = hasher.finalize();
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cache files of one OpenID Connect application.
+#[derive(Debug, Clone)]
+pub struct AppCache {
+    dir: PathBuf,
+    key: String,
+}
+
+impl AppCache {
+    pub fn tokens_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.tokens.json", self.key))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.key))
+    }
+
+    fn credentials_prefix(&self) -> String {
+        format!("{}.aws-", self.key)
+    }
+
+    pub fn credentials_path(&self, settings_key: &str) -> PathBuf {
+        self.dir.join(format!("{}{settings_key}.json", self.credentials_prefix()))
+    }
+
+    /// Reads stored AWS credentials without taking the lock.
+    ///
+    /// Safe because every write replaces the file with a rename. An unreadable or
+    /// foreign-version file counts as absent: it is logged and replaced by the next write.
+    pub fn read_credentials(&self, settings_key: &str) -> Option<CredentialsEntry> {
+        let path = self.credentials_path(settings_key);
+        read_entry::<CredentialsEntry>(&path, |entry| entry.version)
+            .inspect_err(|error| tracing::warn!(path = %path.display(), error = %crate::error::chain(error), "ignoring unreadable credentials cache"))
+            .ok()
+            .flatten()
+    }
+
+    /// Takes the exclusive lock, waiting for another process to release it.
+    pub fn lock(&self) -> Result<CacheLock<'_>, CacheError> {
+        ensure_private_dir(&self.dir)?;
+        let path = self.lock_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => tracing::debug!(path = %path.display(), contended = false, "cache lock taken"),
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::debug!(path = %path.display(), contended = true, "waiting for the cache lock");
+                file.lock().map_err(io_error("lock", &path))?;
+                tracing::debug!(path = %path.display(), "cache lock taken after waiting");
+            }
+            Err(fs::TryLockError::Error(source)) => return Err(CacheError::Io { what: "lock", path, source }),
+        }
+        Ok(CacheLock { cache: self, _file: file })
+    }
+}
+
+/// Proof that the exclusive cache lock is held; the only way to write the cache.
+///
+/// The lock is released when the guard is dropped (closing the file releases a `flock`).
+#[derive(Debug)]
+pub struct CacheLock<'a> {
+    cache: &'a AppCache,
+    _file: File,
+}
+
+impl CacheLock<'_> {
+    /// Reads the stored tokens. `Err` means the file exists but cannot be used.
+    pub fn read_tokens(&self) -> Result<Option<TokenEntry>, CacheError> {
+        read_entry::<TokenEntry>(&self.cache.tokens_path(), |entry| entry.version)
+    }
+
+    pub fn write_tokens(&self, entry: &TokenEntry) -> Result<(), CacheError> {
+        write_atomic(&self.cache.tokens_path(), entry)
+    }
+
+    pub fn read_credentials(&self, settings_key: &str) -> Option<CredentialsEntry> {
+        self.cache.read_credentials(settings_key)
+    }
+
+    pub fn write_credentials(&self, settings_key: &str, entry: &CredentialsEntry) -> Result<(), CacheError> {
+        write_atomic(&self.cache.credentials_path(settings_key), entry)
+    }
+
+    /// Removes every credentials file of this application, after a sign-in as a possibly
+    /// different user.
+    pub fn remove_all_credentials(&self) -> Result<usize, CacheError> {
+        let prefix = self.cache.credentials_prefix();
+        let dir = &self.cache.dir;
+        let mut removed = 0;
+        for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+            let entry = entry.map_err(io_error("list", dir))?;
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_error("remove", &path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the stored tokens; absent tokens are not an error.
+    #[allow(dead_code, reason = "used by the logout command")]
+    pub fn remove_tokens(&self) -> Result<(), CacheError> {
+        let path = self.cache.tokens_path();
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads and decodes a cache file; `Ok(None)` when it does not exist or has another version.
+fn read_entry<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<Option<T>, CacheError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("read", path)(e)),
+    };
+    let entry: T = serde_json::from_slice(&bytes).map_err(|e| CacheError::Io {
+        what: "decode",
+        path: path.to_owned(),
+        // Only the position is kept: serde_json's message never quotes the input, but the
+        // category and line are enough to locate the damage.
+        source: io::Error::new(io::ErrorKind::InvalidData, format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())),
+    })?;
+    if version(&entry) != FORMAT_VERSION {
+        tracing::warn!(path = %path.display(), version = version(&entry), "ignoring cache file of another format version");
+        return Ok(None);
+    }
+    Ok(Some(entry))
+}
+
+/// Creates `dir` with mode 0700, or narrows an existing directory to 0700.
+fn ensure_private_dir(dir: &Path) -> Result<(), CacheError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("create", dir))?;
+        let metadata = fs::metadata(dir).map_err(io_error("inspect", dir))?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %dir.display(), "cache directory was accessible to other users; setting mode 0700");
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error("restrict", dir))?;
+        }
+    }
+    #[cfg(not(unix))]
+    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    Ok(())
+}
+
+/// Writes `value` as JSON to a private temporary file beside `path`, syncs it and renames it
+/// over `path`, then syncs the directory so the rename survives a crash.
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+    let dir = path.parent().expect("cache file paths are always inside the cache directory");
+    ensure_private_dir(dir)?;
+
+    let json = Zeroizing::new(serde_json::to_vec(value).map_err(|source| CacheError::Encode {
+        path: path.to_owned(),
+        source,
+    })?);
+    // tempfile creates the file with mode 0600 and O_EXCL, so no other user can open it.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_error("create a temporary file in", dir))?;
+    temp.write_all(&json).map_err(io_error("write", temp.path()))?;
+    temp.as_file().sync_all().map_err(io_error("sync", path))?;
+    temp.persist(path).map_err(|e| CacheError::Io {
+        what: "replace",
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    #[cfg(unix)]
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync", dir))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::cache::entries_for_tests::{credentials_entry, token_entry};
+
+    fn app(dir: &Path) -> AppCache {
+        CacheDir::at(dir.join("cache")).app("https://issuer.example/", "client")
+    }
+
+    #[test]
+    fn token_round_trip() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let lock = cache.lock().unwrap();
+        assert!(lock.read_tokens().unwrap().is_none());
+        lock.write_tokens(&token_entry()).unwrap();
+        let back = lock.read_tokens().unwrap().unwrap();
+        assert_eq!(back.subject, "user-1");
+        assert_eq!(back.refresh_token.unwrap().expose(), "sentinel-refresh-token");
+    }
+
+    #[test]
+    fn credentials_round_trip_without_lock() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        assert!(cache.read_credentials("k").is_none());
+        cache.lock().unwrap().write_credentials("k", &credentials_entry()).unwrap();
+        let back = cache.read_credentials("k").unwrap();
+        assert_eq!(back.secret_access_key.expose(), "sentinel-secret-key");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_private() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        cache.lock().unwrap().write_tokens(&token_entry()).unwrap();
+        let dir_mode = fs::metadata(temp.path().join("cache")).unwrap().permissions().mode();
+        let file_mode = fs::metadata(cache.tokens_path()).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(file_mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_directory_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("cache");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        app(temp.path()).lock().unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn no_temporary_files_left() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let lock = cache.lock().unwrap();
+        lock.write_tokens(&token_entry()).unwrap();
+        lock.write_tokens(&token_entry()).unwrap();
+        let names: Vec<String> = fs::read_dir(temp.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tmp-")), "{names:?}");
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn corrupt_token_file_reported() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let lock = cache.lock().unwrap();
+        fs::write(cache.tokens_path(), b"{\"version\":1,\"id_token\":\"sentinel-partial").unwrap();
+        let err = lock.read_tokens().unwrap_err();
+        let message = crate::error::chain(&err);
+        assert!(message.contains("failed to decode"), "{message}");
+        assert!(!message.contains("sentinel-partial"), "{message}");
+    }
+
+    #[test]
+    fn corrupt_credentials_count_as_absent() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        cache.lock().unwrap();
+        fs::write(cache.credentials_path("k"), b"not json").unwrap();
+        assert!(cache.read_credentials("k").is_none());
+    }
+
+    #[test]
+    fn other_version_counts_as_absent() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let lock = cache.lock().unwrap();
+        let mut entry = token_entry();
+        entry.version = 2;
+        lock.write_tokens(&entry).unwrap();
+        assert!(lock.read_tokens().unwrap().is_none());
+    }
+
+    #[test]
+    fn remove_all_credentials_keeps_tokens() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let other = CacheDir::at(temp.path().join("cache")).app("https://issuer.example/", "other-client");
+        let lock = cache.lock().unwrap();
+        lock.write_tokens(&token_entry()).unwrap();
+        lock.write_credentials("a", &credentials_entry()).unwrap();
+        lock.write_credentials("b", &credentials_entry()).unwrap();
+        other.lock().unwrap().write_credentials("a", &credentials_entry()).unwrap();
+        assert_eq!(lock.remove_all_credentials().unwrap(), 2);
+        assert!(lock.read_tokens().unwrap().is_some());
+        assert!(other.read_credentials("a").is_some());
+    }
+
+    #[test]
+    fn apps_do_not_share_files() {
+        let dir = CacheDir::at("/c");
+        let a = dir.app("https://issuer.example/", "client-a");
+        let b = dir.app("https://issuer.example/", "client-b");
+        assert_ne!(a.tokens_path(), b.tokens_path());
+        assert_eq!(a.tokens_path(), dir.app("https://issuer.example/", "client-a").tokens_path());
+    }
+
+    #[test]
+    fn lock_excludes_other_holders() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let held = cache.lock().unwrap();
+        let second = File::options().write(true).open(cache.lock_path()).unwrap();
+        assert!(matches!(second.try_lock(), Err(fs::TryLockError::WouldBlock)));
+        drop(held);
+        assert!(second.try_lock().is_ok());
+    }
+
+    #[test]
+    fn lock_serializes_writers() {
+        // Each thread reads a counter, sleeps, and writes it back plus one; without mutual
+        // exclusion some increments would be lost.
+        let temp = tempfile::tempdir().unwrap();
+        let cache = Arc::new(app(temp.path()));
+        cache.lock().unwrap().write_credentials("n", &credentials_entry()).unwrap();
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let lock = cache.lock().unwrap();
+                    let mut entry = lock.read_credentials("n").unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    entry.access_key_id.push('x');
+                    lock.write_credentials("n", &entry).unwrap();
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        let entry = cache.read_credentials("n").unwrap();
+        assert_eq!(entry.access_key_id, format!("ASIAEXAMPLE{}", "x".repeat(threads)));
+    }
+}
