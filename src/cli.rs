@@ -90,7 +90,9 @@ mod tests {
     fn login_timeout_bounded() {
         assert!(Cli::try_parse_from(["aws-tip", "login", "--profile", "p", "--timeout", "0"]).is_err());
         let cli = Cli::try_parse_from(["aws-tip", "login", "--profile", "p", "--no-browser"]).unwrap();
-        let Command::Login(args) = cli.command else { panic!("expected login") };
+        let Command::Login(args) = cli.command else {
+            panic!("expected login")
+        };
         assert!(args.no_browser);
         assert_eq!(args.timeout(), Duration::from_secs(300));
     }

@@ -127,7 +127,9 @@ pub struct Profile {
 impl fmt::Debug for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The section may hold `tip_client_secret` or AWS keys, so only the name is shown.
-        f.debug_struct("Profile").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -161,14 +163,10 @@ pub enum ConfigError {
 impl Profile {
     /// Loads the AWS config and credentials files and selects the section of `name`.
     pub async fn load(env: &Env, fs: &Fs, name: &str) -> Result<Self, ConfigError> {
-        let sections = aws_config::profile::load(
-            fs,
-            env,
-            &EnvConfigFiles::default(),
-            Some(Cow::Owned(name.to_owned())),
-        )
-        .await
-        .map_err(ConfigError::Load)?;
+        let sections =
+            aws_config::profile::load(fs, env, &EnvConfigFiles::default(), Some(Cow::Owned(name.to_owned())))
+                .await
+                .map_err(ConfigError::Load)?;
         let config_file = match env.get("AWS_CONFIG_FILE") {
             Ok(path) if !path.is_empty() => format!("`{path}`"),
             _ => String::from("`~/.aws/config`"),
@@ -360,7 +358,12 @@ impl Profile {
             MIN_DURATION_SECONDS,
             MAX_DURATION_SECONDS,
         )?;
-        let refresh_window = self.seconds("tip_refresh_window", DEFAULT_REFRESH_WINDOW_SECONDS, 0, MAX_DURATION_SECONDS)?;
+        let refresh_window = self.seconds(
+            "tip_refresh_window",
+            DEFAULT_REFRESH_WINDOW_SECONDS,
+            0,
+            MAX_DURATION_SECONDS,
+        )?;
 
         let s3 = match self.get("tip_s3_target") {
             Some(target) => Some(self.s3_access_grant(target, region)?),
@@ -368,7 +371,9 @@ impl Profile {
         };
 
         // Credentials that never outlive the refresh window would be fetched again on every call.
-        let shortest = s3.as_ref().map_or(session_duration, |grant| grant.duration.min(session_duration));
+        let shortest = s3
+            .as_ref()
+            .map_or(session_duration, |grant| grant.duration.min(session_duration));
         if shortest <= refresh_window {
             return Err(ConfigError::Conflict {
                 profile: self.name.clone(),
@@ -513,20 +518,29 @@ mod tests {
         assert_eq!(aws.sts_region, "us-east-1");
         assert_eq!(aws.session_duration, Duration::seconds(3600));
         assert_eq!(aws.refresh_window, Duration::seconds(1200));
-        assert_eq!(aws.exchange, ExchangePrincipal::WebIdentityRole { role_arn: EXCHANGE.into() });
+        assert_eq!(
+            aws.exchange,
+            ExchangePrincipal::WebIdentityRole {
+                role_arn: EXCHANGE.into()
+            }
+        );
         assert!(aws.s3.is_none());
     }
 
     #[tokio::test]
     async fn secret_from_credentials_file() {
-        let profile = load(&minimal(""), "[p]\ntip_client_secret = s3cr3t\n", "p").await.unwrap();
+        let profile = load(&minimal(""), "[p]\ntip_client_secret = s3cr3t\n", "p")
+            .await
+            .unwrap();
         let oidc = profile.oidc_settings().unwrap();
         assert_eq!(oidc.client_secret.unwrap().expose(), "s3cr3t");
     }
 
     #[tokio::test]
     async fn debug_hides_secret() {
-        let profile = load(&minimal("tip_client_secret = sentinel-secret\n"), "", "p").await.unwrap();
+        let profile = load(&minimal("tip_client_secret = sentinel-secret\n"), "", "p")
+            .await
+            .unwrap();
         let oidc = profile.oidc_settings().unwrap();
         let rendered = format!("{profile:?} {oidc:?}");
         assert!(!rendered.contains("sentinel-secret"), "{rendered}");
@@ -535,29 +549,48 @@ mod tests {
     #[tokio::test]
     async fn missing_profile_named() {
         let err = load(&minimal(""), "", "other").await.unwrap_err();
-        assert!(err.to_string().contains("profile `other` was not found in `/cfg`"), "{err}");
+        assert!(
+            err.to_string().contains("profile `other` was not found in `/cfg`"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn missing_client_id_named() {
-        let err = load("[profile p]\n", "", "p").await.unwrap().oidc_settings().unwrap_err();
+        let err = load("[profile p]\n", "", "p")
+            .await
+            .unwrap()
+            .oidc_settings()
+            .unwrap_err();
         assert!(err.to_string().contains("`tip_client_id` is missing"), "{err}");
     }
 
     #[tokio::test]
     async fn plain_http_issuer_only_on_loopback() {
-        let ok = load(&minimal("tip_issuer = http://127.0.0.1:9000\n"), "", "p").await.unwrap();
+        let ok = load(&minimal("tip_issuer = http://127.0.0.1:9000\n"), "", "p")
+            .await
+            .unwrap();
         assert!(ok.oidc_settings().is_ok());
-        let bad = load(&minimal("tip_issuer = http://idp.example.com/\n"), "", "p").await.unwrap();
+        let bad = load(&minimal("tip_issuer = http://idp.example.com/\n"), "", "p")
+            .await
+            .unwrap();
         let err = bad.oidc_settings().unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
     }
 
     #[tokio::test]
     async fn redirect_must_be_loopback() {
-        let bad = load(&minimal("tip_redirect_uri = http://example.com:5000/authorize\n"), "", "p").await.unwrap();
+        let bad = load(
+            &minimal("tip_redirect_uri = http://example.com:5000/authorize\n"),
+            "",
+            "p",
+        )
+        .await
+        .unwrap();
         assert!(bad.oidc_settings().is_err());
-        let ok = load(&minimal("tip_redirect_uri = http://127.0.0.1:0/cb\n"), "", "p").await.unwrap();
+        let ok = load(&minimal("tip_redirect_uri = http://127.0.0.1:0/cb\n"), "", "p")
+            .await
+            .unwrap();
         assert_eq!(ok.oidc_settings().unwrap().redirect_uri.port(), Some(0));
     }
 
@@ -569,7 +602,9 @@ mod tests {
 
     #[tokio::test]
     async fn exchange_principal_required() {
-        let config = format!("[profile p]\nregion = us-east-1\ntip_client_id = c\ntip_application_arn = {APP}\ntip_role_arn = {ROLE}\n");
+        let config = format!(
+            "[profile p]\nregion = us-east-1\ntip_client_id = c\ntip_application_arn = {APP}\ntip_role_arn = {ROLE}\n"
+        );
         let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
         assert!(err.to_string().contains("tip_exchange_role_arn"), "{err}");
     }
@@ -579,14 +614,23 @@ mod tests {
         let profile = load(&minimal("tip_source_profile = base\n"), "", "p").await.unwrap();
         assert_eq!(
             profile.aws_settings().unwrap().exchange,
-            ExchangePrincipal::SourceProfileRole { profile: "base".into(), role_arn: EXCHANGE.into() }
+            ExchangePrincipal::SourceProfileRole {
+                profile: "base".into(),
+                role_arn: EXCHANGE.into()
+            }
         );
     }
 
     #[tokio::test]
     async fn source_profile_not_itself() {
         let profile = load(&minimal("tip_source_profile = p\n"), "", "p").await.unwrap();
-        assert!(profile.aws_settings().unwrap_err().to_string().contains("its own source profile"));
+        assert!(
+            profile
+                .aws_settings()
+                .unwrap_err()
+                .to_string()
+                .contains("its own source profile")
+        );
     }
 
     #[tokio::test]
@@ -619,7 +663,11 @@ mod tests {
     #[tokio::test]
     async fn s3_account_validated() {
         let extra = "tip_s3_target = s3://bucket/users*\ntip_s3_account_id = 12345\n";
-        let err = load(&minimal(extra), "", "p").await.unwrap().aws_settings().unwrap_err();
+        let err = load(&minimal(extra), "", "p")
+            .await
+            .unwrap()
+            .aws_settings()
+            .unwrap_err();
         assert!(err.to_string().contains("12-digit"), "{err}");
     }
 
@@ -635,7 +683,11 @@ mod tests {
     #[tokio::test]
     async fn refresh_window_below_lifetime() {
         let extra = "tip_session_duration = 900\n";
-        let err = load(&minimal(extra), "", "p").await.unwrap().aws_settings().unwrap_err();
+        let err = load(&minimal(extra), "", "p")
+            .await
+            .unwrap()
+            .aws_settings()
+            .unwrap_err();
         assert!(err.to_string().contains("tip_refresh_window"), "{err}");
         let extra = "tip_session_duration = 900\ntip_refresh_window = 300\n";
         assert!(load(&minimal(extra), "", "p").await.unwrap().aws_settings().is_ok());

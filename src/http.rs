@@ -80,7 +80,9 @@ pub fn oidc_client(ca: &CaBundle) -> Result<reqwest::Client, HttpSetupError> {
 /// the trusted roots of `ca`.
 pub fn aws_client(ca: &CaBundle) -> SharedHttpClient {
     let trust_store = match &ca.pem {
-        Some((_, pem)) => TrustStore::empty().with_native_roots(false).with_pem_certificate(pem.clone()),
+        Some((_, pem)) => TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem.clone()),
         None => TrustStore::default(),
     };
     let context = TlsContext::builder()

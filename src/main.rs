@@ -46,11 +46,15 @@ fn main() -> ExitCode {
 /// enabled by `-v`, because it records request and response bodies.
 fn init_logging(verbose: u8) {
     let filter = match aws_types::os_shim_internal::Env::real().get("AWS_TIP_LOG") {
-        Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("warn")),
+        Ok(directives) if !directives.is_empty() => {
+            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("warn"))
+        }
         _ => EnvFilter::new(match verbose {
             0 => "warn",
             1 => "warn,aws_tip=debug",
-            _ => "warn,aws_tip=trace,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_sts=debug,aws_sdk_ssooidc=debug,aws_sdk_s3control=debug",
+            _ => {
+                "warn,aws_tip=trace,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_sts=debug,aws_sdk_ssooidc=debug,aws_sdk_s3control=debug"
+            }
         }),
     };
     tracing_subscriber::fmt()

@@ -59,7 +59,9 @@ impl AwsError {
             ("CreateTokenWithIAM", "AccessDeniedException") => {
                 "the exchange principal is not allowed to call CreateTokenWithIAM: the application's authentication method (actor policy) and the principal's IAM policy must both allow `sso-oauth:CreateTokenWithIAM`"
             }
-            ("CreateTokenWithIAM", "InvalidClientException") => "check `tip_application_arn`: Identity Center does not know this application",
+            ("CreateTokenWithIAM", "InvalidClientException") => {
+                "check `tip_application_arn`: Identity Center does not know this application"
+            }
             ("CreateTokenWithIAM", "InvalidRequestRegionException") => {
                 "set `tip_idc_region` to the home region of the Identity Center instance"
             }
@@ -93,7 +95,11 @@ impl AwsError {
                 let code = meta.code().unwrap_or("UnknownError").to_owned();
                 let retryable = matches!(
                     code.as_str(),
-                    "Throttling" | "ThrottlingException" | "SlowDownException" | "InternalServerException" | "ServiceUnavailable"
+                    "Throttling"
+                        | "ThrottlingException"
+                        | "SlowDownException"
+                        | "InternalServerException"
+                        | "ServiceUnavailable"
                 );
                 Self::Rejected {
                     operation,

@@ -57,7 +57,10 @@ impl AwsCredentials {
         })
     }
 
-    fn from_sts(operation: &'static str, credentials: Option<&aws_sdk_sts::types::Credentials>) -> Result<Self, AwsError> {
+    fn from_sts(
+        operation: &'static str,
+        credentials: Option<&aws_sdk_sts::types::Credentials>,
+    ) -> Result<Self, AwsError> {
         let credentials = credentials.ok_or(AwsError::MissingField {
             operation,
             field: "Credentials",
@@ -131,7 +134,9 @@ impl Exchange {
     pub async fn run(&self, id_token: &Secret<String>) -> Result<ExchangeOutput, AwsError> {
         let exchange = self.exchange_principal(id_token).await?;
         let (identity_context, user_id) = self.create_token_with_iam(&exchange, id_token).await?;
-        let (identity, role_session_arn) = self.assume_identity_role(&exchange, identity_context, user_id.as_deref()).await?;
+        let (identity, role_session_arn) = self
+            .assume_identity_role(&exchange, identity_context, user_id.as_deref())
+            .await?;
         let Some(grant) = &self.settings.s3 else {
             return Ok(ExchangeOutput {
                 credentials: identity,
@@ -147,15 +152,17 @@ impl Exchange {
         })
     }
 
-    fn sts(&self, credentials: Option<&AwsCredentials>) -> aws_sdk_sts::Client {
+    fn sts(&self, credentials: Option<Credentials>) -> aws_sdk_sts::Client {
         let mut config = aws_sdk_sts::config::Builder::from(&self.base);
         if let Some(credentials) = credentials {
-            config = config.credentials_provider(credentials.to_sdk());
+            config = config.credentials_provider(credentials);
         }
         aws_sdk_sts::Client::from_conf(config.build())
     }
 
-    async fn exchange_principal(&self, id_token: &Secret<String>) -> Result<AwsCredentials, AwsError> {
+    /// Returns the credentials of the exchange principal; source profile keys may be long-term
+    /// keys without a session token or expiry.
+    async fn exchange_principal(&self, id_token: &Secret<String>) -> Result<Credentials, AwsError> {
         const OPERATION: &str = "AssumeRoleWithWebIdentity";
         let _span = tracing::debug_span!("exchange_principal").entered();
         match &self.settings.exchange {
@@ -171,7 +178,7 @@ impl Exchange {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-                AwsCredentials::from_sts(OPERATION, output.credentials())
+                Ok(AwsCredentials::from_sts(OPERATION, output.credentials())?.to_sdk())
             }
             ExchangePrincipal::SourceProfile { profile } => self.source_profile_credentials(profile).await,
             ExchangePrincipal::SourceProfileRole { profile, role_arn } => {
@@ -179,7 +186,7 @@ impl Exchange {
                 let source = self.source_profile_credentials(profile).await?;
                 tracing::debug!(%role_arn, source_profile = %profile, "assuming the exchange role");
                 let output = self
-                    .sts(Some(&source))
+                    .sts(Some(source))
                     .assume_role()
                     .role_arn(role_arn)
                     .role_session_name(EXCHANGE_SESSION_NAME)
@@ -187,14 +194,14 @@ impl Exchange {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-                AwsCredentials::from_sts(OPERATION, output.credentials())
+                Ok(AwsCredentials::from_sts(OPERATION, output.credentials())?.to_sdk())
             }
         }
     }
 
     /// Resolves `profile` the way the AWS SDK does (static keys, roles, credential_process,
     /// IAM Identity Center), but for that profile alone: never the environment's keys.
-    async fn source_profile_credentials(&self, profile: &str) -> Result<AwsCredentials, AwsError> {
+    async fn source_profile_credentials(&self, profile: &str) -> Result<Credentials, AwsError> {
         tracing::debug!(source_profile = %profile, "loading source profile credentials");
         let provider_config = ProviderConfig::without_region()
             .with_region(Some(Region::new(self.settings.sts_region.clone())))
@@ -203,34 +210,26 @@ impl Exchange {
             .configure(&provider_config)
             .profile_name(profile)
             .build();
-        let credentials = provider
+        provider
             .provide_credentials()
             .await
             .map_err(|e| AwsError::SourceProfile {
                 profile: profile.to_owned(),
                 detail: crate::error::chain(&e),
-            })?;
-        Ok(AwsCredentials {
-            access_key_id: credentials.access_key_id().to_owned(),
-            secret_access_key: Secret::new(credentials.secret_access_key().to_owned()),
-            session_token: Secret::new(credentials.session_token().unwrap_or_default().to_owned()),
-            expiration: credentials
-                .expiry()
-                .map_or(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::from),
-        })
+            })
     }
 
     /// Calls CreateTokenWithIAM and returns the identity context and the Identity Center user ID.
     async fn create_token_with_iam(
         &self,
-        exchange: &AwsCredentials,
+        exchange: &Credentials,
         id_token: &Secret<String>,
     ) -> Result<(Secret<String>, Option<String>), AwsError> {
         const OPERATION: &str = "CreateTokenWithIAM";
         let _span = tracing::debug_span!("create_token_with_iam").entered();
         let config = aws_sdk_ssooidc::config::Builder::from(&self.base)
             .region(Region::new(self.settings.idc_region.clone()))
-            .credentials_provider(exchange.to_sdk())
+            .credentials_provider(exchange.clone())
             .build();
         let output = aws_sdk_ssooidc::Client::from_conf(config)
             .create_token_with_iam()
@@ -253,18 +252,16 @@ impl Exchange {
             context_in_claim = from_claim.is_some(),
             "received the Identity Center token"
         );
-        let context = from_details
-            .or(from_claim)
-            .ok_or(AwsError::MissingField {
-                operation: OPERATION,
-                field: "identity context (awsAdditionalDetails.identityContext or the sts:identity_context claim)",
-            })?;
+        let context = from_details.or(from_claim).ok_or(AwsError::MissingField {
+            operation: OPERATION,
+            field: "identity context (awsAdditionalDetails.identityContext or the sts:identity_context claim)",
+        })?;
         Ok((Secret::new(context.to_owned()), claims.and_then(|c| c.sub)))
     }
 
     async fn assume_identity_role(
         &self,
-        exchange: &AwsCredentials,
+        exchange: &Credentials,
         identity_context: Secret<String>,
         user_id: Option<&str>,
     ) -> Result<(AwsCredentials, Option<String>), AwsError> {
@@ -278,7 +275,7 @@ impl Exchange {
             .build();
         let duration = i32::try_from(self.settings.session_duration.whole_seconds()).unwrap_or(i32::MAX);
         let output = self
-            .sts(Some(exchange))
+            .sts(Some(exchange.clone()))
             .assume_role()
             .role_arn(&self.settings.role_arn)
             .role_session_name(session_name)
@@ -333,7 +330,13 @@ impl Exchange {
 fn role_session_name(user_id: Option<&str>) -> String {
     let name: String = format!("aws-tip-{}", user_id.unwrap_or("user"))
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(MAX_SESSION_NAME_LENGTH)
         .collect();
     name

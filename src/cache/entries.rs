@@ -113,7 +113,12 @@ pub mod tests {
     #[test]
     fn entries_debug_redacted() {
         let rendered = format!("{:?} {:?}", token_entry(), credentials_entry());
-        for sentinel in ["sentinel-id-token", "sentinel-refresh-token", "sentinel-secret-key", "sentinel-session-token"] {
+        for sentinel in [
+            "sentinel-id-token",
+            "sentinel-refresh-token",
+            "sentinel-secret-key",
+            "sentinel-session-token",
+        ] {
             assert!(!rendered.contains(sentinel), "{sentinel} in {rendered}");
         }
     }

@@ -24,4 +24,7 @@ pub use entries::{CredentialsEntry, FORMAT_VERSION, TokenEntry};
 pub use store::{CacheDir, CacheError, CacheLock, short_hash};
 
 #[cfg(test)]
+pub use store::AppCache;
+
+#[cfg(test)]
 pub use entries::tests as entries_for_tests;

@@ -100,7 +100,8 @@ impl AppCache {
     }
 
     pub fn credentials_path(&self, settings_key: &str) -> PathBuf {
-        self.dir.join(format!("{}{settings_key}.json", self.credentials_prefix()))
+        self.dir
+            .join(format!("{}{settings_key}.json", self.credentials_prefix()))
     }
 
     /// Reads stored AWS credentials without taking the lock.
@@ -132,9 +133,18 @@ impl AppCache {
                 file.lock().map_err(io_error("lock", &path))?;
                 tracing::debug!(path = %path.display(), "cache lock taken after waiting");
             }
-            Err(fs::TryLockError::Error(source)) => return Err(CacheError::Io { what: "lock", path, source }),
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(CacheError::Io {
+                    what: "lock",
+                    path,
+                    source,
+                });
+            }
         }
-        Ok(CacheLock { cache: self, _file: file })
+        Ok(CacheLock {
+            cache: self,
+            _file: file,
+        })
     }
 }
 
@@ -205,7 +215,10 @@ fn read_entry<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> 
         path: path.to_owned(),
         // Only the position is kept: serde_json's message never quotes the input, but the
         // category and line are enough to locate the damage.
-        source: io::Error::new(io::ErrorKind::InvalidData, format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())),
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+        ),
     })?;
     if version(&entry) != FORMAT_VERSION {
         tracing::warn!(path = %path.display(), version = version(&entry), "ignoring cache file of another format version");
@@ -239,7 +252,9 @@ fn ensure_private_dir(dir: &Path) -> Result<(), CacheError> {
 /// Writes `value` as JSON to a private temporary file beside `path`, syncs it and renames it
 /// over `path`, then syncs the directory so the rename survives a crash.
 fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
-    let dir = path.parent().expect("cache file paths are always inside the cache directory");
+    let dir = path
+        .parent()
+        .expect("cache file paths are always inside the cache directory");
     ensure_private_dir(dir)?;
 
     let json = Zeroizing::new(serde_json::to_vec(value).map_err(|source| CacheError::Encode {
@@ -259,7 +274,9 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> 
         source: e.error,
     })?;
     #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync", dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync", dir))?;
     Ok(())
 }
 
@@ -291,7 +308,11 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let cache = app(temp.path());
         assert!(cache.read_credentials("k").is_none());
-        cache.lock().unwrap().write_credentials("k", &credentials_entry()).unwrap();
+        cache
+            .lock()
+            .unwrap()
+            .write_credentials("k", &credentials_entry())
+            .unwrap();
         let back = cache.read_credentials("k").unwrap();
         assert_eq!(back.secret_access_key.expose(), "sentinel-secret-key");
     }
@@ -379,7 +400,11 @@ mod tests {
         lock.write_tokens(&token_entry()).unwrap();
         lock.write_credentials("a", &credentials_entry()).unwrap();
         lock.write_credentials("b", &credentials_entry()).unwrap();
-        other.lock().unwrap().write_credentials("a", &credentials_entry()).unwrap();
+        other
+            .lock()
+            .unwrap()
+            .write_credentials("a", &credentials_entry())
+            .unwrap();
         assert_eq!(lock.remove_all_credentials().unwrap(), 2);
         assert!(lock.read_tokens().unwrap().is_some());
         assert!(other.read_credentials("a").is_some());
@@ -391,7 +416,10 @@ mod tests {
         let a = dir.app("https://issuer.example/", "client-a");
         let b = dir.app("https://issuer.example/", "client-b");
         assert_ne!(a.tokens_path(), b.tokens_path());
-        assert_eq!(a.tokens_path(), dir.app("https://issuer.example/", "client-a").tokens_path());
+        assert_eq!(
+            a.tokens_path(),
+            dir.app("https://issuer.example/", "client-a").tokens_path()
+        );
     }
 
     #[test]
@@ -411,7 +439,11 @@ mod tests {
         // exclusion some increments would be lost.
         let temp = tempfile::tempdir().unwrap();
         let cache = Arc::new(app(temp.path()));
-        cache.lock().unwrap().write_credentials("n", &credentials_entry()).unwrap();
+        cache
+            .lock()
+            .unwrap()
+            .write_credentials("n", &credentials_entry())
+            .unwrap();
         let threads = 8;
         let barrier = Arc::new(Barrier::new(threads));
         let handles: Vec<_> = (0..threads)

@@ -216,3 +216,112 @@ fn settings_key(profile: &str, oidc: &OidcSettings, aws: &AwsSettings) -> String
         &s3,
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use aws_types::os_shim_internal::{Env, Fs};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::cache::entries_for_tests::{credentials_entry, token_entry};
+    use crate::clock::FixedClock;
+
+    const CONFIG: &str = "[profile dev]\nregion = us-east-1\ntip_issuer = https://issuer.example/\n\
+        tip_client_id = client\ntip_application_arn = arn:aws:sso::222222222222:application/ssoins-1/apl-1\n\
+        tip_role_arn = arn:aws:iam::111111111111:role/Bearer\ntip_exchange_role_arn = arn:aws:iam::111111111111:role/Exchange\n";
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        context: Context,
+        cache: crate::cache::AppCache,
+        key: String,
+    }
+
+    /// A context whose clock reads `now`, with the profile above and an empty cache.
+    async fn harness(now: time::OffsetDateTime) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache").to_string_lossy().into_owned();
+        let context = Context {
+            env: Env::from_slice(&[("AWS_CONFIG_FILE", "/config"), ("AWS_TIP_CACHE_DIR", &cache_dir)]),
+            fs: Fs::from_slice(&[("/config", CONFIG)]),
+            clock: Arc::new(FixedClock(now)),
+        };
+        let profile = Profile::load(&context.env, &context.fs, "dev").await.unwrap();
+        let (oidc, aws) = (profile.oidc_settings().unwrap(), profile.aws_settings().unwrap());
+        let cache = CacheDir::from_env(&context.env)
+            .unwrap()
+            .app(&oidc.issuer, &oidc.client_id);
+        let key = settings_key("dev", &oidc, &aws);
+        Harness {
+            _dir: dir,
+            context,
+            cache,
+            key,
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_credentials_served() {
+        // credentials_entry() expires at 21:00; 25 minutes remain, more than the 20-minute window.
+        let h = harness(datetime!(2026-12-04 20:35 UTC)).await;
+        h.cache
+            .lock()
+            .unwrap()
+            .write_credentials(&h.key, &credentials_entry())
+            .unwrap();
+        let entry = credentials(&h.context, "dev").await.unwrap();
+        assert_eq!(entry.access_key_id, "ASIAEXAMPLE");
+    }
+
+    #[tokio::test]
+    async fn no_sign_in_requires_login() {
+        let h = harness(datetime!(2026-12-04 20:35 UTC)).await;
+        let err = credentials(&h.context, "dev").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::LoginRequired);
+        assert_eq!(
+            err.to_string(),
+            "sign-in required for profile `dev` (no stored sign-in); run `aws-tip login --profile dev`"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_token_without_refresh_requires_login() {
+        // Within the window the stored credentials are not served; the ID token (until 21:00)
+        // is near expiry at 20:58 and cannot be refreshed.
+        let h = harness(datetime!(2026-12-04 20:58 UTC)).await;
+        let lock = h.cache.lock().unwrap();
+        lock.write_credentials(&h.key, &credentials_entry()).unwrap();
+        let mut tokens = token_entry();
+        tokens.issuer = "https://issuer.example/".into();
+        tokens.refresh_token = None;
+        lock.write_tokens(&tokens).unwrap();
+        drop(lock);
+        let err = credentials(&h.context, "dev").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::LoginRequired);
+        assert!(err.to_string().contains("no refresh token is stored"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreadable_tokens_require_login() {
+        let h = harness(datetime!(2026-12-04 20:35 UTC)).await;
+        h.cache.lock().unwrap();
+        std::fs::write(h.cache.tokens_path(), b"{truncated").unwrap();
+        let err = credentials(&h.context, "dev").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::LoginRequired);
+        assert!(err.to_string().contains("failed to decode"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn settings_change_key() {
+        let h = harness(datetime!(2026-12-04 20:35 UTC)).await;
+        let profile = Profile::load(&h.context.env, &h.context.fs, "dev").await.unwrap();
+        let oidc = profile.oidc_settings().unwrap();
+        let mut aws = profile.aws_settings().unwrap();
+        assert_eq!(settings_key("dev", &oidc, &aws), h.key);
+        assert_ne!(settings_key("other", &oidc, &aws), h.key);
+        aws.role_arn.push('2');
+        assert_ne!(settings_key("dev", &oidc, &aws), h.key);
+    }
+}

@@ -19,10 +19,17 @@ pub async fn run(context: &Context, args: &LoginArgs) -> Result<(), Error> {
     let metadata = ProviderMetadata::discover(&http, &settings.issuer).await?;
     let loopback = Loopback::bind(&settings.redirect_uri).await?;
     let client = TokenClient::new(http, &settings, &metadata.token_endpoint)?;
-    let request = client.authorization_request(&metadata.authorization_endpoint, loopback.redirect_uri(), &settings.scopes)?;
+    let request = client.authorization_request(
+        &metadata.authorization_endpoint,
+        loopback.redirect_uri(),
+        &settings.scopes,
+    )?;
 
     if args.no_browser {
-        ui::status(&format!("Open this URL in a browser on this machine to sign in:\n\n  {}\n", request.url));
+        ui::status(&format!(
+            "Open this URL in a browser on this machine to sign in:\n\n  {}\n",
+            request.url
+        ));
     } else {
         ui::status(&format!(
             "Opening the browser to sign in. If it does not open, visit:\n\n  {}\n",
@@ -35,7 +42,9 @@ pub async fn run(context: &Context, args: &LoginArgs) -> Result<(), Error> {
     ui::status(&format!("Waiting for the browser on {} ...", loopback.login_url()));
 
     let redirect_uri = loopback.redirect_uri().clone();
-    let code = loopback.wait_for_code(&request, &metadata.issuer, args.timeout()).await?;
+    let code = loopback
+        .wait_for_code(&request, &metadata.issuer, args.timeout())
+        .await?;
     let tokens = client.exchange_code(code, request.pkce_verifier, &redirect_uri).await?;
 
     let id_token = tokens.id_token.ok_or(OidcError::IdToken(IdTokenError::Missing))?;

@@ -22,7 +22,12 @@ pub fn open_browser(env: &Env, url: &str) -> Result<(), String> {
     let mut failures = Vec::new();
     for mut command in commands {
         let program = command.get_program().to_string_lossy().into_owned();
-        match command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        match command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
             Ok(mut child) => {
                 tracing::debug!(%program, "browser started");
                 std::thread::spawn(move || child.wait());

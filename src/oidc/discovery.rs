@@ -66,8 +66,8 @@ impl ProviderMetadata {
                 url: url.to_owned(),
                 reason: format!("`{name}` is not a URL: {e}"),
             })?;
-            let secure = parsed.scheme() == "https"
-                || (parsed.scheme() == "http" && crate::config::is_loopback_host(&parsed));
+            let secure =
+                parsed.scheme() == "https" || (parsed.scheme() == "http" && crate::config::is_loopback_host(&parsed));
             if !secure {
                 return Err(OidcError::InvalidDiscovery {
                     url: url.to_owned(),

@@ -57,14 +57,16 @@ impl Audience {
 /// Errors never quote the token, since it is a credential.
 pub fn decode_jwt_payload<T: DeserializeOwned>(jwt: &str) -> Result<T, IdTokenError> {
     let mut parts = jwt.split('.');
-    let (Some(_header), Some(payload), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(IdTokenError::Malformed("expected three dot-separated parts"));
     };
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| IdTokenError::Malformed("the payload is not base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed("the payload lacks a required claim (`iss`, `sub`, `aud` or `exp`)"))
+    serde_json::from_slice(&bytes)
+        .map_err(|_| IdTokenError::Malformed("the payload lacks a required claim (`iss`, `sub`, `aud` or `exp`)"))
 }
 
 /// The claims aws-tip uses; other claims are ignored.
@@ -165,13 +167,17 @@ pub mod tests {
     fn valid_token_accepted() {
         let claims = claims(serde_json::json!("client"));
         assert_eq!(claims.email.as_deref(), Some("u1@example.com"));
-        claims.validate("https://idp.example/", "client", Some("n-1"), NOW).unwrap();
+        claims
+            .validate("https://idp.example/", "client", Some("n-1"), NOW)
+            .unwrap();
     }
 
     #[test]
     fn audience_array_accepted() {
         let claims = claims(serde_json::json!(["other", "client"]));
-        claims.validate("https://idp.example/", "client", Some("n-1"), NOW).unwrap();
+        claims
+            .validate("https://idp.example/", "client", Some("n-1"), NOW)
+            .unwrap();
     }
 
     #[test]
@@ -201,7 +207,13 @@ pub mod tests {
 
     #[test]
     fn malformed_tokens_rejected() {
-        for token in ["", "a.b", "a.b.c.d", "a.!!!.c", &format!("a.{}.c", URL_SAFE_NO_PAD.encode("{}"))] {
+        for token in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "a.!!!.c",
+            &format!("a.{}.c", URL_SAFE_NO_PAD.encode("{}")),
+        ] {
             assert!(IdTokenClaims::decode(token).is_err(), "{token}");
         }
     }

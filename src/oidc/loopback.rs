@@ -34,7 +34,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("cannot listen on {address} for the redirect URI; another program may use the port (on macOS the AirPlay Receiver takes port 5000): register another loopback redirect URI in the application and set it as `tip_redirect_uri`")]
+    #[error(
+        "cannot listen on {address} for the redirect URI; another program may use the port (on macOS the AirPlay Receiver takes port 5000): register another loopback redirect URI in the application and set it as `tip_redirect_uri`"
+    )]
     Bind {
         address: SocketAddr,
         #[source]
@@ -45,10 +47,7 @@ pub enum LoginError {
     TimedOut(Duration),
 
     #[error("the identity provider returned `{error}`{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
+    Denied { error: String, description: Option<String> },
 
     #[error("the authorization response names issuer `{found}`, expected `{expected}`")]
     WrongIssuer { expected: String, found: String },
@@ -87,7 +86,10 @@ impl Loopback {
         let first = TcpListener::bind(address)
             .await
             .map_err(|source| LoginError::Bind { address, source })?;
-        let bound_port = first.local_addr().map_err(|source| LoginError::Bind { address, source })?.port();
+        let bound_port = first
+            .local_addr()
+            .map_err(|source| LoginError::Bind { address, source })?
+            .port();
         let mut listeners = vec![first];
         if let Some(ip) = secondary {
             match TcpListener::bind(SocketAddr::new(ip, bound_port)).await {
@@ -100,7 +102,10 @@ impl Loopback {
             .set_port(Some(bound_port))
             .expect("an http URL with a host accepts a port");
         tracing::debug!(redirect_uri = %redirect_uri, listeners = listeners.len(), "loopback listener bound");
-        Ok(Self { listeners, redirect_uri })
+        Ok(Self {
+            listeners,
+            redirect_uri,
+        })
     }
 
     pub fn redirect_uri(&self) -> &Url {
@@ -179,7 +184,11 @@ struct Shared {
 impl Shared {
     /// Delivers the outcome once; returns false when a response was already taken.
     fn finish(&self, outcome: CallbackOutcome) -> bool {
-        let sender = self.result.lock().expect("no code panics while holding this lock").take();
+        let sender = self
+            .result
+            .lock()
+            .expect("no code panics while holding this lock")
+            .take();
         match sender {
             Some(sender) => {
                 let _ = sender.send(outcome);
@@ -202,7 +211,10 @@ struct CallbackParams {
 async fn start_login(State(shared): State<Arc<Shared>>) -> Response {
     (
         StatusCode::FOUND,
-        [(header::LOCATION, shared.authorization_url.clone()), (header::CACHE_CONTROL, "no-store".to_owned())],
+        [
+            (header::LOCATION, shared.authorization_url.clone()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
     )
         .into_response()
 }
@@ -210,7 +222,10 @@ async fn start_login(State(shared): State<Arc<Shared>>) -> Response {
 async fn receive_callback(State(shared): State<Arc<Shared>>, Query(params): Query<CallbackParams>) -> Response {
     // Security: the query holds the authorization code, so neither it nor the URL is logged.
     if params.state.as_deref() != Some(shared.state.expose().as_str()) {
-        tracing::warn!(has_state = params.state.is_some(), "ignored an authorization response whose state does not match this sign-in");
+        tracing::warn!(
+            has_state = params.state.is_some(),
+            "ignored an authorization response whose state does not match this sign-in"
+        );
         return page(
             StatusCode::BAD_REQUEST,
             "Sign-in response rejected",
@@ -225,7 +240,11 @@ async fn receive_callback(State(shared): State<Arc<Shared>>, Query(params): Quer
             found,
         };
         shared.finish(Err(error));
-        return page(StatusCode::BAD_REQUEST, "Sign-in failed", "The response came from an unexpected issuer. Return to the terminal.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The response came from an unexpected issuer. Return to the terminal.",
+        );
     }
     let outcome = match (params.code, params.error) {
         (_, Some(error)) => Err(LoginError::Denied {
@@ -240,17 +259,33 @@ async fn receive_callback(State(shared): State<Arc<Shared>>, Query(params): Quer
     };
     let succeeded = outcome.is_ok();
     if !shared.finish(outcome) {
-        return page(StatusCode::CONFLICT, "Sign-in already finished", "This sign-in already received a response. Return to the terminal.");
+        return page(
+            StatusCode::CONFLICT,
+            "Sign-in already finished",
+            "This sign-in already received a response. Return to the terminal.",
+        );
     }
     if succeeded {
-        page(StatusCode::OK, "Signed in", "aws-tip received the sign-in. You can close this tab and return to the terminal.")
+        page(
+            StatusCode::OK,
+            "Signed in",
+            "aws-tip received the sign-in. You can close this tab and return to the terminal.",
+        )
     } else {
-        page(StatusCode::OK, "Sign-in failed", "The identity provider did not sign you in. Return to the terminal for details.")
+        page(
+            StatusCode::OK,
+            "Sign-in failed",
+            "The identity provider did not sign you in. Return to the terminal for details.",
+        )
     }
 }
 
 async fn not_found() -> Response {
-    page(StatusCode::NOT_FOUND, "Not found", "aws-tip serves only the sign-in paths here.")
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "aws-tip serves only the sign-in paths here.",
+    )
 }
 
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
@@ -277,7 +312,9 @@ mod tests {
     }
 
     async fn bound() -> Loopback {
-        Loopback::bind(&Url::parse("http://127.0.0.1:0/authorize").unwrap()).await.unwrap()
+        Loopback::bind(&Url::parse("http://127.0.0.1:0/authorize").unwrap())
+            .await
+            .unwrap()
     }
 
     async fn get(url: String) -> reqwest::Response {
@@ -339,7 +376,10 @@ mod tests {
             (forged.status(), missing.status(), real.status())
         };
         let (code, statuses) = tokio::join!(wait, browser);
-        assert_eq!(statuses, (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::OK));
+        assert_eq!(
+            statuses,
+            (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::OK)
+        );
         assert_eq!(code.unwrap().expose(), "c-2");
     }
 
@@ -349,10 +389,15 @@ mod tests {
         let base = loopback.redirect_uri().clone();
         let request = request(0);
         let wait = loopback.wait_for_code(&request, "https://idp.example/", Duration::from_secs(10));
-        let browser = get(format!("{base}?error=access_denied&error_description=denied+by+user&state=s-1"));
+        let browser = get(format!(
+            "{base}?error=access_denied&error_description=denied+by+user&state=s-1"
+        ));
         let (result, _) = tokio::join!(wait, browser);
         let err = result.unwrap_err();
-        assert_eq!(err.to_string(), "the identity provider returned `access_denied`: denied by user");
+        assert_eq!(
+            err.to_string(),
+            "the identity provider returned `access_denied`: denied by user"
+        );
     }
 
     #[tokio::test]

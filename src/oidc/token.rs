@@ -241,8 +241,12 @@ mod tests {
     #[test]
     fn requests_are_unique() {
         let redirect = Url::parse("http://127.0.0.1:5000/authorize").unwrap();
-        let a = client().authorization_request("https://idp.example/a", &redirect, &[]).unwrap();
-        let b = client().authorization_request("https://idp.example/a", &redirect, &[]).unwrap();
+        let a = client()
+            .authorization_request("https://idp.example/a", &redirect, &[])
+            .unwrap();
+        let b = client()
+            .authorization_request("https://idp.example/a", &redirect, &[])
+            .unwrap();
         assert_ne!(a.state.expose(), b.state.expose());
         assert_ne!(a.nonce.expose(), b.nonce.expose());
         assert_ne!(a.pkce_verifier.secret(), b.pkce_verifier.secret());
