@@ -38,7 +38,7 @@ pub struct OidcSettings {
     pub client_id: String,
     /// Client secret sent with `client_secret_post`; `None` for a public client.
     pub client_secret: Option<Secret<String>>,
-    /// Loopback redirect URI; port 0 asks for any free port.
+    /// Loopback redirect URI. Port 0 selects any free port.
     pub redirect_uri: Url,
     pub scopes: Vec<String>,
 }
@@ -184,7 +184,7 @@ impl Profile {
         })
     }
 
-    /// The profile's `ca_bundle` setting, a PEM file of trusted root certificates.
+    /// Returns the profile's `ca_bundle` setting, a PEM file of trusted root certificates.
     pub fn ca_bundle(&self) -> Option<&str> {
         self.get("ca_bundle")
     }
@@ -473,7 +473,7 @@ fn is_arn(value: &str, service: &str, resource_marker: &str) -> bool {
         && value.contains(resource_marker)
 }
 
-/// Whether a URL's host is `localhost` or a loopback IP address.
+/// Returns true when a URL's host is `localhost` or a loopback IP address.
 pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),

@@ -24,7 +24,7 @@ pub const EXIT_LOGIN_REQUIRED: u8 = 3;
 pub const EXIT_REJECTED: u8 = 4;
 pub const EXIT_UNAVAILABLE: u8 = 5;
 
-/// What a caller should do about an error.
+/// The class of an error, by the action it calls for from the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Unexpected; probably not fixable by the user.

@@ -76,8 +76,8 @@ pub fn oidc_client(ca: &CaBundle) -> Result<reqwest::Client, HttpSetupError> {
     builder.build().map_err(HttpSetupError::Build)
 }
 
-/// The AWS SDK's default HTTPS client (rustls with aws-lc, proxy from the environment), with
-/// the trusted roots of `ca`.
+/// Builds the AWS SDK's default HTTPS client (rustls with aws-lc, proxy from the environment)
+/// with the trusted roots of `ca`.
 pub fn aws_client(ca: &CaBundle) -> SharedHttpClient {
     let trust_store = match &ca.pem {
         Some((_, pem)) => TrustStore::empty()

@@ -42,12 +42,12 @@ impl AwsError {
         }
     }
 
-    /// Whether Identity Center rejected the ID token itself, which a fresh ID token may fix.
+    /// Returns true when Identity Center rejected the ID token itself, which a fresh one may fix.
     pub fn is_assertion_rejected(&self) -> bool {
         matches!(self, Self::Rejected { operation: "CreateTokenWithIAM", code, .. } if code == "InvalidGrantException")
     }
 
-    /// A next step for the user, when the error code suggests one.
+    /// Returns a next step for the user, when the error code suggests one.
     pub fn hint(&self) -> Option<&'static str> {
         let Self::Rejected { operation, code, .. } = self else {
             return None;
@@ -66,6 +66,9 @@ impl AwsError {
                 "set `tip_idc_region` to the home region of the Identity Center instance"
             }
             ("CreateTokenWithIAM", "InvalidScopeException") => "the application lacks a requested access scope",
+            ("AssumeRole", "InvalidContextAssertion") => {
+                "STS did not accept the Identity Center identity context; check that `tip_idc_region` is the Identity Center home region and that the context was not altered"
+            }
             ("AssumeRole", "AccessDenied") => {
                 "the role's trust policy must allow `sts:AssumeRole` and `sts:SetContext` for the exchange principal"
             }

@@ -27,7 +27,7 @@ const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The exchange principal signs two calls right away, so its session is the shortest STS allows.
 const EXCHANGE_SESSION_SECONDS: i32 = 900;
 const EXCHANGE_SESSION_NAME: &str = "aws-tip-exchange";
-/// Longest role session name STS accepts.
+/// Maximum length of a role session name in STS.
 const MAX_SESSION_NAME_LENGTH: usize = 64;
 
 /// Temporary AWS credentials.

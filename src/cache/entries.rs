@@ -61,7 +61,7 @@ pub struct CredentialsEntry {
 }
 
 impl CredentialsEntry {
-    /// Whether more than `window` remains before the credentials expire.
+    /// Returns true when more than `window` remains before the credentials expire.
     pub fn is_fresh(&self, now: OffsetDateTime, window: time::Duration) -> bool {
         self.expiration - now > window
     }

@@ -14,8 +14,8 @@
 //! either the old or the new content and a crash leaves no partial file. Readers of the
 //! credentials file therefore need no lock.
 //!
-//! NOTE: `flock` locks are advisory and may not work on network file systems (NFS), where
-//! parallel callers could each refresh; keep the cache on a local disk.
+//! NOTE: `flock` locks are advisory and may not work on network file systems (NFS). There,
+//! parallel callers could each refresh, so keep the cache on a local disk.
 
 mod entries;
 mod store;

@@ -59,7 +59,7 @@ impl CacheDir {
         Self { path: path.into() }
     }
 
-    /// The cache of the application identified by `issuer` and `client_id`.
+    /// Returns the cache of the application identified by `issuer` and `client_id`.
     pub fn app(&self, issuer: &str, client_id: &str) -> AppCache {
         AppCache {
             dir: self.path.clone(),
@@ -426,10 +426,10 @@ mod tests {
     fn lock_excludes_other_holders() {
         let temp = tempfile::tempdir().unwrap();
         let cache = app(temp.path());
-        let held = cache.lock().unwrap();
+        let holder = cache.lock().unwrap();
         let second = File::options().write(true).open(cache.lock_path()).unwrap();
         assert!(matches!(second.try_lock(), Err(fs::TryLockError::WouldBlock)));
-        drop(held);
+        drop(holder);
         assert!(second.try_lock().is_ok());
     }
 

@@ -239,7 +239,7 @@ mod tests {
         key: String,
     }
 
-    /// A context whose clock reads `now`, with the profile above and an empty cache.
+    /// Builds a context whose clock reads `now`, with the profile above and an empty cache.
     async fn harness(now: time::OffsetDateTime) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let cache_dir = dir.path().join("cache").to_string_lossy().into_owned();

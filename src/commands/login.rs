@@ -76,18 +76,18 @@ pub async fn run(context: &Context, args: &LoginArgs) -> Result<(), Error> {
         tracing::debug!(path = %cache.tokens_path().display(), removed_credentials = removed, "stored the sign-in");
     }
 
-    let who = match &claims.email {
+    let identity = match &claims.email {
         Some(email) => format!("{email} (subject {})", claims.sub),
         None => format!("subject {}", claims.sub),
     };
     let until = format_utc(entry.id_token_expires_at);
     if has_refresh_token {
         ui::status(&format!(
-            "Signed in as {who}. The ID token is valid until {until}; aws-tip renews it with the stored refresh token."
+            "Signed in as {identity}. The ID token is valid until {until}; aws-tip renews it with the stored refresh token."
         ));
     } else {
         ui::status(&format!(
-            "Signed in as {who} until {until}. No refresh token was issued, so sign in again after that time; \
+            "Signed in as {identity} until {until}. No refresh token was issued, so sign in again after that time; \
              to avoid this, allow the Refresh Token grant in the application and request the `offline_access` scope."
         ));
     }

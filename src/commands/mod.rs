@@ -11,7 +11,7 @@ use crate::cli::Command;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 
-/// What a command reads from the outside world, injected so tests can replace it.
+/// The environment, files and clock a command reads, injected so tests can replace them.
 pub struct Context {
     pub env: Env,
     pub fs: Fs,

@@ -18,8 +18,8 @@ pub struct ProviderMetadata {
 impl ProviderMetadata {
     /// Fetches and checks the discovery document of `issuer`.
     ///
-    /// The document's `issuer` must equal the configured one; a difference of only a trailing
-    /// slash is tolerated with a warning, because JumpCloud's issuer ends with a slash and
+    /// The document's `issuer` must equal the configured one. A difference of only a trailing
+    /// slash is accepted with a warning, because JumpCloud's issuer ends with a slash and
     /// administrators often copy it without. ID tokens are then checked against the
     /// document's value exactly.
     pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Self, OidcError> {

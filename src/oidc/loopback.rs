@@ -7,7 +7,7 @@
 //!   (`http://localhost:5000/login`) starts the same sign-in;
 //! - the redirect path (`/authorize` by default) takes the authorization response.
 //!
-//! A response whose `state` does not match is answered with 400 and ignored, so a stray or
+//! A response whose `state` does not match gets HTTP 400 and is otherwise ignored, so a stray or
 //! forged request cannot end the sign-in. The listener stops after one matching response or
 //! at the timeout.
 
@@ -29,7 +29,7 @@ use super::token::AuthorizationRequest;
 use crate::error::ErrorKind;
 use crate::secret::Secret;
 
-/// How long the servers may take to finish answering after the sign-in ends.
+/// Time the servers get to finish their responses after the sign-in ends.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,7 @@ impl Loopback {
         &self.redirect_uri
     }
 
-    /// The `/login` URL on the same listener, which starts the sign-in.
+    /// Returns the `/login` URL on the same listener, which starts the sign-in.
     pub fn login_url(&self) -> Url {
         let mut url = self.redirect_uri.clone();
         url.set_path("/login");
@@ -220,7 +220,7 @@ async fn start_login(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn receive_callback(State(shared): State<Arc<Shared>>, Query(params): Query<CallbackParams>) -> Response {
-    // Security: the query holds the authorization code, so neither it nor the URL is logged.
+    // Security: the query contains the authorization code, so neither it nor the URL is logged.
     if params.state.as_deref() != Some(shared.state.expose().as_str()) {
         tracing::warn!(
             has_state = params.state.is_some(),
