@@ -74,8 +74,8 @@ fn near_expiry_id_token_refreshed() {
     let before = world.tokens();
     credential_process(&world, "tip");
     let after = world.tokens();
-    // The ID token itself may come back byte for byte the same within one second, since its
-    // claims and RS256 signature are then identical; the rotated refresh token shows the refresh.
+    // Within one second the refreshed ID token may equal the old one byte for byte, because its
+    // claims and RS256 signature are then identical. The rotated refresh token proves the refresh.
     assert_ne!(
         before["refresh_token"], after["refresh_token"],
         "the rotated refresh token was not stored"
@@ -204,4 +204,26 @@ fn login_discards_old_credentials() {
     let second = credential_process(&world, "tip");
     assert_ne!(first["AccessKeyId"], second["AccessKeyId"]);
     assert_eq!(world.aws_call_count("CreateTokenWithIAM"), 2);
+}
+
+#[test]
+fn profile_endpoint_url_used() {
+    let world = World::start();
+    world.write_config(&format!(
+        "[profile tip-endpoint]\nregion = us-east-1\nendpoint_url = {aws}\ntip_issuer = {op}\n\
+         tip_client_id = {CLIENT_ID}\ntip_redirect_uri = http://127.0.0.1:0/authorize\ntip_idc_region = us-east-2\n\
+         tip_application_arn = {APPLICATION_ARN}\ntip_role_arn = {BEARER_ROLE_ARN}\ntip_exchange_role_arn = {EXCHANGE_ROLE_ARN}\n",
+        aws = world.aws_url,
+        op = world.op_url
+    ));
+    world.write_credentials(&format!("[tip-endpoint]\ntip_client_secret = {CLIENT_SECRET}\n"));
+    world.login("tip");
+    let output = world
+        .aws_tip()
+        .env_remove("AWS_ENDPOINT_URL_STS")
+        .env_remove("AWS_ENDPOINT_URL_SSO_OIDC")
+        .args(["credential-process", "--profile", "tip-endpoint"])
+        .success();
+    credential_json(&output);
+    assert_eq!(world.aws_call_count("CreateTokenWithIAM"), 1);
 }

@@ -30,7 +30,8 @@ pub const BUCKET: &str = "shopfast-data";
 pub const OBJECT_KEY: &str = "users/user_list";
 pub const OBJECT_BODY: &str = "id,name\n1,alice\n";
 
-/// Where the test environment lives; `AWS_TIP_TEST_ENV` moves it, as in `scripts/setup-test-env`.
+/// Returns the test environment's directory, which `AWS_TIP_TEST_ENV` moves as it does for
+/// `scripts/setup-test-env`.
 pub fn test_env_dir() -> PathBuf {
     std::env::var_os("AWS_TIP_TEST_ENV")
         .map(PathBuf::from)
@@ -182,9 +183,9 @@ impl World {
         self.dir.path().join("credentials")
     }
 
-    /// The profile `[profile tip]` (web identity exchange role), `[profile tip-s3]` (plus an S3
-    /// Access Grants target), `[profile tip-source]` (source profile `base` with static keys)
-    /// and `[profile tip-public]` (public client), followed by `extra`.
+    /// Writes the AWS config file with the profiles `tip` (web identity exchange role), `tip-s3`
+    /// (plus an S3 Access Grants target), `tip-source` (source profile `base` with static keys)
+    /// and `tip-public` (public client), followed by `extra`.
     pub fn write_config(&self, extra: &str) {
         let exe = aws_tip_exe();
         let exe = exe.display();
@@ -208,7 +209,8 @@ impl World {
         std::fs::write(self.config_path(), config).unwrap();
     }
 
-    /// The credentials file: the client secret of `tip`-family profiles and the static keys of `base`.
+    /// Writes the credentials file with the client secret of the `tip` profiles, the static keys
+    /// of `base`, and `extra`.
     pub fn write_credentials(&self, extra: &str) {
         let credentials = format!(
             "[tip]\ntip_client_secret = {CLIENT_SECRET}\n\n[tip-s3]\ntip_client_secret = {CLIENT_SECRET}\n\n\
@@ -238,7 +240,7 @@ impl World {
             ("AWS_ENDPOINT_URL_STS", self.aws_url.clone()),
             ("AWS_ENDPOINT_URL_SSO_OIDC", self.aws_url.clone()),
             // S3 Control puts the account ID in front of the host name, so its requests reach
-            // the stand-in through the proxy; `.invalid` never resolves to a real host.
+            // the stand-in through the proxy. The `.invalid` domain never resolves to a real host.
             ("AWS_ENDPOINT_URL_S3_CONTROL", "http://s3-control.invalid".to_owned()),
             ("HTTP_PROXY", self.aws_url.clone()),
             ("NO_PROXY", "127.0.0.1,localhost,::1".to_owned()),
@@ -328,6 +330,11 @@ impl Run {
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
         self
     }
 

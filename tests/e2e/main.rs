@@ -8,5 +8,6 @@ mod harness;
 
 mod consumers;
 mod credential_process;
+mod demo;
 mod login;
 mod secrets;
