@@ -24,7 +24,7 @@ pub enum HttpSetupError {
         source: std::io::Error,
     },
 
-    #[error("the CA bundle `{}` holds no PEM certificate", path.display())]
+    #[error("the CA bundle `{}` contains no PEM certificate", path.display())]
     EmptyBundle { path: PathBuf },
 
     #[error("failed to set up the HTTP client")]

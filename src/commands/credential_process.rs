@@ -67,7 +67,7 @@ async fn credentials(context: &Context, profile_name: &str) -> Result<Credential
         context,
         settings: &oidc,
         lock: &lock,
-        http: oidc_client(&ca)?,
+        ca: &ca,
         profile: profile_name,
     };
 
@@ -116,7 +116,7 @@ struct Refresher<'a> {
     context: &'a Context,
     settings: &'a OidcSettings,
     lock: &'a CacheLock<'a>,
-    http: reqwest::Client,
+    ca: &'a CaBundle,
     profile: &'a str,
 }
 
@@ -137,7 +137,7 @@ impl Refresher<'_> {
                 format_utc(tokens.id_token_expires_at)
             )));
         };
-        let client = TokenClient::new(self.http.clone(), self.settings, &tokens.token_endpoint)?;
+        let client = TokenClient::new(oidc_client(self.ca)?, self.settings, &tokens.token_endpoint)?;
         let fresh = client.refresh(refresh_token).await.map_err(|error| {
             if error.is_invalid_grant() {
                 self.login_required(format!("the identity provider rejected the refresh token: {error}"))

@@ -133,3 +133,41 @@ fn login_unknown_profile_rejected() {
         stderr(&output)
     );
 }
+
+#[test]
+fn login_checks_ca_bundle() {
+    let world = World::start();
+    let missing = world.dir.path().join("missing.pem");
+    let output = world
+        .aws_tip()
+        .env("AWS_CA_BUNDLE", &missing)
+        .args(["login", "--profile", "tip"])
+        .failure(2);
+    assert!(
+        stderr(&output).contains("failed to read the CA bundle"),
+        "{}",
+        stderr(&output)
+    );
+
+    let empty = world.dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let output = world
+        .aws_tip()
+        .env("AWS_CA_BUNDLE", &empty)
+        .args(["login", "--profile", "tip"])
+        .failure(2);
+    assert!(
+        stderr(&output).contains("contains no PEM certificate"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The machine's own bundle is accepted; the stand-ins speak plain HTTP on loopback.
+    if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        world
+            .aws_tip()
+            .env("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+            .args(["login", "--profile", "tip", "--timeout", "60"])
+            .success();
+    }
+}
