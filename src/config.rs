@@ -351,6 +351,11 @@ impl Profile {
                 "a profile cannot be its own source profile, because its credential_process would call itself",
             ));
         }
+        if let ExchangePrincipal::SourceProfile { profile } | ExchangePrincipal::SourceProfileRole { profile, .. } =
+            &exchange
+        {
+            self.check_source_chain(profile)?;
+        }
 
         let session_duration = self.seconds(
             "tip_session_duration",
@@ -396,6 +401,48 @@ impl Profile {
             s3,
             refresh_window,
         })
+    }
+
+    /// Rejects a source profile chain that loops, or that runs aws-tip for this profile's own
+    /// application. `credential-process` holds that application's lock while it loads the
+    /// source credentials, so the inner call would wait for the outer one forever.
+    fn check_source_chain(&self, source: &str) -> Result<(), ConfigError> {
+        let own_client = self.get("tip_client_id");
+        let own_issuer = self.get("tip_issuer").unwrap_or(DEFAULT_ISSUER);
+        let mut chain = vec![self.name.clone()];
+        let mut next = Some(source.to_owned());
+        while let Some(name) = next {
+            if chain.contains(&name) {
+                chain.push(name);
+                return Err(ConfigError::Conflict {
+                    profile: self.name.clone(),
+                    message: format!("the source profile chain `{}` loops", chain.join("` -> `")),
+                });
+            }
+            let Some(profile) = self.sections.get_profile(&name) else {
+                // A missing profile is reported by the SDK when the credentials are loaded.
+                return Ok(());
+            };
+            let value = |key| profile.get(key).map(str::trim).filter(|v| !v.is_empty());
+            let runs_same_app = value("credential_process").is_some()
+                && value("tip_client_id").is_some()
+                && value("tip_client_id") == own_client
+                && value("tip_issuer").unwrap_or(DEFAULT_ISSUER) == own_issuer;
+            if runs_same_app {
+                return Err(ConfigError::Conflict {
+                    profile: self.name.clone(),
+                    message: format!(
+                        "source profile `{name}` gets its credentials from aws-tip for the same application, \
+                         which would wait for this call forever; use a profile with other credentials"
+                    ),
+                });
+            }
+            chain.push(name);
+            next = value("tip_source_profile")
+                .or_else(|| value("source_profile"))
+                .map(str::to_owned);
+        }
+        Ok(())
     }
 
     fn s3_access_grant(&self, target: &str, region: Option<&str>) -> Result<S3AccessGrant, ConfigError> {
@@ -631,6 +678,45 @@ mod tests {
                 .to_string()
                 .contains("its own source profile")
         );
+    }
+
+    #[tokio::test]
+    async fn source_chain_loop_rejected() {
+        let config = format!(
+            "{}[profile a]\nsource_profile = b\n\n[profile b]\nsource_profile = a\n",
+            minimal("tip_source_profile = a\n")
+        );
+        let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
+        assert!(err.to_string().contains("`p` -> `a` -> `b` -> `a` loops"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn source_back_to_profile_rejected() {
+        let config = format!(
+            "{}[profile a]\ntip_source_profile = p\n",
+            minimal("tip_source_profile = a\n")
+        );
+        let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
+        assert!(err.to_string().contains("`p` -> `a` -> `p` loops"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn source_same_application_rejected() {
+        let config = format!(
+            "{}[profile other]\ntip_client_id = cid\ncredential_process = aws-tip credential-process --profile other\n",
+            minimal("tip_source_profile = other\n")
+        );
+        let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
+        assert!(err.to_string().contains("same application"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn source_other_application_accepted() {
+        let config = format!(
+            "{}[profile other]\ntip_client_id = another-client\ncredential_process = aws-tip credential-process --profile other\n",
+            minimal("tip_source_profile = other\n")
+        );
+        assert!(load(&config, "", "p").await.unwrap().aws_settings().is_ok());
     }
 
     #[tokio::test]

@@ -86,6 +86,7 @@ impl Error {
         match self {
             Self::Config(_) => ErrorKind::Configuration,
             Self::LoginRequired { .. } => ErrorKind::LoginRequired,
+            Self::Cache(CacheError::LockTimeout { .. }) => ErrorKind::Unavailable,
             Self::Cache(_) | Self::Stdout(_) | Self::Runtime(_) => ErrorKind::Failed,
             Self::HttpSetup(_) => ErrorKind::Configuration,
             Self::Oidc(e) => e.kind(),

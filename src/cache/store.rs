@@ -3,6 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aws_types::os_shim_internal::Env;
 use serde::Serialize;
@@ -11,6 +12,13 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::entries::{CredentialsEntry, FORMAT_VERSION, TokenEntry};
+
+/// Longest wait for another process's lock. A holder makes at most a refresh and four AWS
+/// calls, each limited by the HTTP timeouts, so a longer wait means a stuck holder; failing
+/// then beats hanging the AWS tool that runs us.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest pause between two attempts to take a contended lock.
+const MAX_LOCK_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -24,6 +32,9 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+
+    #[error("timed out after {} s waiting for the lock on `{}`; another aws-tip process holds it, so try again, and if this repeats look for a stuck `aws-tip` process", timeout.as_secs(), path.display())]
+    LockTimeout { path: PathBuf, timeout: Duration },
 
     #[error("failed to encode the cache entry for `{}`", path.display())]
     Encode {
@@ -116,8 +127,12 @@ impl AppCache {
             .flatten()
     }
 
-    /// Takes the exclusive lock, waiting for another process to release it.
+    /// Takes the exclusive lock, waiting up to two minutes for another process to release it.
     pub fn lock(&self) -> Result<CacheLock<'_>, CacheError> {
+        self.lock_within(LOCK_TIMEOUT)
+    }
+
+    fn lock_within(&self, timeout: Duration) -> Result<CacheLock<'_>, CacheError> {
         ensure_private_dir(&self.dir)?;
         let path = self.lock_path();
         let file = OpenOptions::new()
@@ -130,7 +145,7 @@ impl AppCache {
             Ok(()) => tracing::debug!(path = %path.display(), contended = false, "cache lock taken"),
             Err(fs::TryLockError::WouldBlock) => {
                 tracing::debug!(path = %path.display(), contended = true, "waiting for the cache lock");
-                file.lock().map_err(io_error("lock", &path))?;
+                wait_for_lock(&file, &path, timeout)?;
                 tracing::debug!(path = %path.display(), "cache lock taken after waiting");
             }
             Err(fs::TryLockError::Error(source)) => {
@@ -199,6 +214,27 @@ impl CacheLock<'_> {
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Polls `file`'s lock until it is free or `timeout` passes. `File::lock` would block with no
+/// limit, so a stuck holder would hang every caller.
+fn wait_for_lock(file: &File, path: &Path, timeout: Duration) -> Result<(), CacheError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        std::thread::sleep(pause);
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => pause = (pause * 2).min(MAX_LOCK_POLL),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(CacheError::LockTimeout {
+                    path: path.to_owned(),
+                    timeout,
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => return Err(io_error("lock", path)(source)),
         }
     }
 }
@@ -431,6 +467,16 @@ mod tests {
         assert!(matches!(second.try_lock(), Err(fs::TryLockError::WouldBlock)));
         drop(holder);
         assert!(second.try_lock().is_ok());
+    }
+
+    #[test]
+    fn lock_wait_times_out() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let _holder = cache.lock().unwrap();
+        let other = app(temp.path());
+        let err = other.lock_within(Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(err, CacheError::LockTimeout { .. }), "{err:?}");
     }
 
     #[test]
