@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use aws_config::profile::ProfileSet;
 use aws_runtime::env_config::file::EnvConfigFiles;
@@ -135,6 +136,9 @@ impl fmt::Debug for Profile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("`{}` is not valid UTF-8 (first at line {line}); the AWS CLI cannot read it either, so save it as UTF-8", path.display())]
+    NotUtf8 { path: PathBuf, line: usize },
+
     #[error("could not read the AWS config files")]
     Load(#[source] aws_config::profile::ProfileFileLoadError),
 
@@ -163,14 +167,33 @@ pub enum ConfigError {
 impl Profile {
     /// Loads the AWS config and credentials files and selects the section of `name`.
     pub async fn load(env: &Env, fs: &Fs, name: &str) -> Result<Self, ConfigError> {
+        // The SDK's parser logs a file that is not UTF-8 byte by byte, secrets included, so
+        // both files are checked first and such a file is named without its content.
+        let config_path = profile_file_path(env, "AWS_CONFIG_FILE", "config");
+        let config_text = read_utf8(fs, config_path.as_deref()).await?;
+        read_utf8(
+            fs,
+            profile_file_path(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials").as_deref(),
+        )
+        .await?;
+
         let sections =
             aws_config::profile::load(fs, env, &EnvConfigFiles::default(), Some(Cow::Owned(name.to_owned())))
                 .await
                 .map_err(ConfigError::Load)?;
-        let config_file = match env.get("AWS_CONFIG_FILE") {
+        let mut config_file = match env.get("AWS_CONFIG_FILE") {
             Ok(path) if !path.is_empty() => format!("`{path}`"),
             _ => String::from("`~/.aws/config`"),
         };
+        match config_text {
+            None => config_file.push_str(" (the file does not exist)"),
+            Some(text) if name != "default" && text.lines().any(|line| line.trim() == format!("[{name}]")) => {
+                config_file.push_str(&format!(
+                    " (its `[{name}]` section is ignored, because the config file names profile sections `[profile {name}]`)"
+                ));
+            }
+            Some(_) => {}
+        }
         if sections.get_profile(name).is_none() {
             return Err(ConfigError::ProfileNotFound {
                 profile: name.to_owned(),
@@ -200,6 +223,16 @@ impl Profile {
 
     fn require(&self, key: &'static str) -> Result<&str, ConfigError> {
         self.get(key).ok_or_else(|| self.missing(key))
+    }
+
+    fn missing_region(&self, key: &str, what: &str) -> ConfigError {
+        ConfigError::Conflict {
+            profile: self.name.clone(),
+            message: format!(
+                "neither `{key}` nor `region` is set; set one of them in {} to {what}",
+                self.config_file
+            ),
+        }
     }
 
     fn missing(&self, key: &'static str) -> ConfigError {
@@ -257,11 +290,12 @@ impl Profile {
         let redirect = self.get("tip_redirect_uri").unwrap_or(DEFAULT_REDIRECT_URI);
         let redirect_uri =
             Url::parse(redirect).map_err(|e| self.invalid("tip_redirect_uri", redirect, e.to_string()))?;
-        if redirect_uri.scheme() != "http" || !is_loopback_host(&redirect_uri) {
+        let has_userinfo = !redirect_uri.username().is_empty() || redirect_uri.password().is_some();
+        if redirect_uri.scheme() != "http" || !is_loopback_host(&redirect_uri) || has_userinfo {
             return Err(self.invalid(
                 "tip_redirect_uri",
                 redirect,
-                "expected an `http` URL on `localhost`, `127.0.0.1` or `[::1]`",
+                "expected an `http` URL on `localhost`, `127.0.0.1` or `[::1]`, with no user name or password",
             ));
         }
         if redirect_uri.query().is_some() || redirect_uri.fragment().is_some() || redirect_uri.path() == "/" {
@@ -303,9 +337,10 @@ impl Profile {
         }
 
         let region = self.get("region");
-        let idc_region = match self.get("tip_idc_region").or(region) {
-            Some(value) => self.region("tip_idc_region", value)?,
-            None => return Err(self.missing("tip_idc_region")),
+        let idc_region = match (self.get("tip_idc_region"), region) {
+            (Some(value), _) => self.region("tip_idc_region", value)?,
+            (None, Some(value)) => self.region("region", value)?,
+            (None, None) => return Err(self.missing_region("tip_idc_region", "the Identity Center home region")),
         };
         let sts_region = match region {
             Some(value) => self.region("region", value)?,
@@ -437,10 +472,16 @@ impl Profile {
                     ),
                 });
             }
+            // An aws-tip profile's own credential_process names that same profile; any other
+            // profile it names is the next hop.
+            let process_target = value("credential_process")
+                .and_then(aws_tip_profile)
+                .filter(|target| *target != name);
             chain.push(name);
             next = value("tip_source_profile")
                 .or_else(|| value("source_profile"))
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .or(process_target);
         }
         Ok(())
     }
@@ -470,9 +511,12 @@ impl Profile {
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid("tip_s3_account_id", account_id, "expected a 12-digit AWS account ID"));
         }
-        let region = match self.get("tip_s3_region").or(region) {
-            Some(value) => self.region("tip_s3_region", value)?,
-            None => return Err(self.missing("tip_s3_region")),
+        let region = match (self.get("tip_s3_region"), region) {
+            (Some(value), _) => self.region("tip_s3_region", value)?,
+            (None, Some(value)) => self.region("region", value)?,
+            (None, None) => {
+                return Err(self.missing_region("tip_s3_region", "the region of the Access Grants instance"));
+            }
         };
         let duration = self.seconds(
             "tip_s3_duration",
@@ -509,6 +553,63 @@ impl Profile {
             Err(self.invalid(key, value, "expected `arn:aws:iam::ACCOUNT:role/NAME`"))
         }
     }
+}
+
+/// Returns the profile that a `credential_process` command such as
+/// `/usr/local/bin/aws-tip credential-process --profile NAME` runs aws-tip for.
+fn aws_tip_profile(command: &str) -> Option<String> {
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .map(|w| w.trim_matches(['"', '\'']))
+        .collect();
+    let runs_aws_tip = words
+        .first()
+        .is_some_and(|program| Path::new(program).file_stem().is_some_and(|stem| stem == "aws-tip"));
+    if !runs_aws_tip || !words.contains(&"credential-process") {
+        return None;
+    }
+    words
+        .iter()
+        .enumerate()
+        .find_map(|(i, word)| match word.strip_prefix("--profile") {
+            Some("") => words.get(i + 1).map(|name| (*name).to_owned()),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        })
+}
+
+/// Returns the path of a profile file: the variable's value, else `~/.aws/NAME`, with a
+/// leading `~/` expanded as the SDK does. `None` when there is no home directory.
+fn profile_file_path(env: &Env, variable: &str, name: &str) -> Option<PathBuf> {
+    let home = env
+        .get("HOME")
+        .ok()
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .or_else(dirs::home_dir);
+    match env.get(variable) {
+        Ok(path) if !path.is_empty() => match path.strip_prefix("~/") {
+            Some(rest) => home.map(|home| home.join(rest)),
+            None => Some(PathBuf::from(path)),
+        },
+        _ => home.map(|home| home.join(".aws").join(name)),
+    }
+}
+
+/// Reads a profile file as text; `None` when it does not exist or cannot be read (the SDK's
+/// parser then treats it as empty).
+async fn read_utf8(fs: &Fs, path: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    let Ok(bytes) = fs.read_to_end(path).await else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes).map(Some).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        ConfigError::NotUtf8 {
+            path: path.to_owned(),
+            line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+        }
+    })
 }
 
 /// Checks the shape `arn:PARTITION:SERVICE::...RESOURCE_MARKER...`.
@@ -701,6 +802,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn source_process_loop_rejected() {
+        let config = format!(
+            "{}[profile other]\ncredential_process = \"/opt/bin/aws-tip\" credential-process --profile=p\n",
+            minimal("tip_source_profile = other\n")
+        );
+        let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
+        assert!(err.to_string().contains("`p` -> `other` -> `p` loops"), "{err}");
+    }
+
+    #[test]
+    fn aws_tip_profile_parsed() {
+        assert_eq!(
+            aws_tip_profile("aws-tip credential-process --profile a").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            aws_tip_profile("/x/aws-tip.exe credential-process --profile=b").as_deref(),
+            Some("b")
+        );
+        assert_eq!(aws_tip_profile("other-tool credential-process --profile a"), None);
+        assert_eq!(aws_tip_profile("aws-tip login --profile a"), None);
+    }
+
+    #[tokio::test]
     async fn source_same_application_rejected() {
         let config = format!(
             "{}[profile other]\ntip_client_id = cid\ncredential_process = aws-tip credential-process --profile other\n",
@@ -723,7 +848,72 @@ mod tests {
     async fn region_required() {
         let config = minimal("").replace("region = us-east-1\n", "");
         let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
-        assert!(err.to_string().contains("`tip_idc_region` is missing"), "{err}");
+        assert!(
+            err.to_string().contains("neither `tip_idc_region` nor `region` is set"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_region_names_its_key() {
+        let config = minimal("").replace("region = us-east-1", "region = US-EAST-1");
+        let err = load(&config, "", "p").await.unwrap().aws_settings().unwrap_err();
+        assert!(err.to_string().contains("invalid `region` value `US-EAST-1`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn non_utf8_file_named_not_printed() {
+        let fs = Fs::from_raw_map(
+            [
+                ("/cfg".into(), minimal("").into_bytes()),
+                (
+                    "/creds".into(),
+                    b"[p]\ntip_client_secret = sentinel-secret\n# caf\xe9\n".to_vec(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let env = Env::from_slice(&[("AWS_CONFIG_FILE", "/cfg"), ("AWS_SHARED_CREDENTIALS_FILE", "/creds")]);
+        let err = Profile::load(&env, &fs, "p").await.unwrap_err();
+        let message = crate::error::chain(&err);
+        assert_eq!(
+            message,
+            "`/creds` is not valid UTF-8 (first at line 3); the AWS CLI cannot read it either, so save it as UTF-8"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_config_file_noted() {
+        let fs = Fs::from_slice(&[("/creds", "[p]\ntip_client_secret = s\n")]);
+        let env = Env::from_slice(&[
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/creds"),
+        ]);
+        let profile = Profile::load(&env, &fs, "p").await.unwrap();
+        let err = profile.oidc_settings().unwrap_err();
+        assert!(
+            err.to_string().contains("`/nonexistent` (the file does not exist)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unprefixed_section_noted() {
+        let err = load("[p]\ntip_client_id = c\n", "", "p").await.unwrap_err();
+        assert!(err.to_string().contains("its `[p]` section is ignored"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirect_userinfo_rejected() {
+        let bad = load(
+            &minimal("tip_redirect_uri = http://u:p@127.0.0.1:0/authorize\n"),
+            "",
+            "p",
+        )
+        .await
+        .unwrap();
+        assert!(bad.oidc_settings().is_err());
     }
 
     #[tokio::test]

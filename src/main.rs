@@ -45,17 +45,21 @@ fn main() -> ExitCode {
 /// aws-tip's debug events and `-vv` adds the AWS SDK's. The SDK's trace level is never
 /// enabled by `-v`, because it records request and response bodies.
 fn init_logging(verbose: u8) {
-    let filter = match aws_types::os_shim_internal::Env::real().get("AWS_TIP_LOG") {
-        Ok(directives) if !directives.is_empty() => {
-            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("warn"))
+    // Other crates stay silent by default: their warnings can quote files and responses
+    // verbatim, and every failure that matters reaches the user as aws-tip's own error.
+    let default = match verbose {
+        0 => "off,aws_tip=warn",
+        1 => "off,aws_tip=debug",
+        _ => {
+            "off,aws_tip=trace,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_sts=debug,aws_sdk_ssooidc=debug,aws_sdk_s3control=debug"
         }
-        _ => EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "warn,aws_tip=debug",
-            _ => {
-                "warn,aws_tip=trace,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_sts=debug,aws_sdk_ssooidc=debug,aws_sdk_s3control=debug"
-            }
+    };
+    let filter = match aws_types::os_shim_internal::Env::real().get("AWS_TIP_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::try_new(&directives).unwrap_or_else(|error| {
+            ui::status(&format!("aws-tip: ignoring invalid `AWS_TIP_LOG` ({error})"));
+            EnvFilter::new(default)
         }),
+        _ => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
