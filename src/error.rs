@@ -87,6 +87,9 @@ impl Error {
             Self::Config(_) => ErrorKind::Configuration,
             Self::LoginRequired { .. } => ErrorKind::LoginRequired,
             Self::Cache(CacheError::LockTimeout { .. }) => ErrorKind::Unavailable,
+            Self::Cache(CacheError::RelativeCacheDirectory(_) | CacheError::UnsafeDirectory { .. }) => {
+                ErrorKind::Configuration
+            }
             Self::Cache(_) | Self::Stdout(_) | Self::Runtime(_) => ErrorKind::Failed,
             Self::HttpSetup(_) => ErrorKind::Configuration,
             Self::Oidc(e) => e.kind(),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_types::os_shim_internal::Env;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -24,6 +24,16 @@ const MAX_LOCK_POLL: Duration = Duration::from_millis(50);
 pub enum CacheError {
     #[error("no cache directory: set `AWS_TIP_CACHE_DIR` or `HOME`")]
     NoCacheDirectory,
+
+    #[error("`AWS_TIP_CACHE_DIR` must be an absolute path, not `{}`", .0.display())]
+    RelativeCacheDirectory(PathBuf),
+
+    #[error("the cache directory `{}` {problem}; {fix}", path.display())]
+    UnsafeDirectory {
+        path: PathBuf,
+        problem: &'static str,
+        fix: &'static str,
+    },
 
     #[error("failed to {what} `{}`", path.display())]
     Io {
@@ -62,7 +72,17 @@ impl CacheDir {
             Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => dirs::cache_dir().ok_or(CacheError::NoCacheDirectory)?.join("aws-tip"),
         };
+        // A relative directory would give each working directory its own sign-in.
+        if path.is_relative() {
+            return Err(CacheError::RelativeCacheDirectory(path));
+        }
         Ok(Self { path })
+    }
+
+    /// Creates the directory, or checks that an existing one is private, before any work
+    /// whose result would be lost if it could not be stored.
+    pub fn prepare(&self) -> Result<(), CacheError> {
+        ensure_private_dir(&self.path)
     }
 
     #[cfg(test)]
@@ -121,10 +141,15 @@ impl AppCache {
     /// foreign-version file counts as absent: it is logged and replaced by the next write.
     pub fn read_credentials(&self, settings_key: &str) -> Option<CredentialsEntry> {
         let path = self.credentials_path(settings_key);
-        read_entry::<CredentialsEntry>(&path, |entry| entry.version)
+        read_entry::<CredentialsEntry>(&path)
             .inspect_err(|error| tracing::warn!(path = %path.display(), error = %crate::error::chain(error), "ignoring unreadable credentials cache"))
             .ok()
             .flatten()
+    }
+
+    /// Returns true when a sign-in has been stored, without creating anything.
+    pub fn has_tokens(&self) -> bool {
+        self.tokens_path().exists()
     }
 
     /// Takes the exclusive lock, waiting up to two minutes for another process to release it.
@@ -135,12 +160,11 @@ impl AppCache {
     fn lock_within(&self, timeout: Duration) -> Result<CacheLock<'_>, CacheError> {
         ensure_private_dir(&self.dir)?;
         let path = self.lock_path();
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(io_error("open", &path))?;
         match file.try_lock() {
             Ok(()) => tracing::debug!(path = %path.display(), contended = false, "cache lock taken"),
             Err(fs::TryLockError::WouldBlock) => {
@@ -175,15 +199,19 @@ pub struct CacheLock<'a> {
 impl CacheLock<'_> {
     /// Reads the stored tokens. `Err` means the file exists but cannot be used.
     pub fn read_tokens(&self) -> Result<Option<TokenEntry>, CacheError> {
-        read_entry::<TokenEntry>(&self.cache.tokens_path(), |entry| entry.version)
+        read_entry::<TokenEntry>(&self.cache.tokens_path())
     }
 
     pub fn write_tokens(&self, entry: &TokenEntry) -> Result<(), CacheError> {
         write_atomic(&self.cache.tokens_path(), entry)
     }
 
+    /// Reads stored AWS credentials again under the lock; a problem with the file was already
+    /// logged by the read before the lock.
     pub fn read_credentials(&self, settings_key: &str) -> Option<CredentialsEntry> {
-        self.cache.read_credentials(settings_key)
+        read_entry::<CredentialsEntry>(&self.cache.credentials_path(settings_key))
+            .ok()
+            .flatten()
     }
 
     pub fn write_credentials(&self, settings_key: &str, entry: &CredentialsEntry) -> Result<(), CacheError> {
@@ -205,16 +233,6 @@ impl CacheLock<'_> {
             }
         }
         Ok(removed)
-    }
-
-    /// Removes the stored tokens; absent tokens are not an error.
-    #[allow(dead_code, reason = "used by the logout command")]
-    pub fn remove_tokens(&self) -> Result<(), CacheError> {
-        let path = self.cache.tokens_path();
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -240,48 +258,87 @@ fn wait_for_lock(file: &File, path: &Path, timeout: Duration) -> Result<(), Cach
 }
 
 /// Reads and decodes a cache file; `Ok(None)` when it does not exist or has another version.
-fn read_entry<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<Option<T>, CacheError> {
+///
+/// The version is read first, so a file of another version with other fields counts as
+/// absent instead of as damaged.
+fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, CacheError> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+
     let bytes = match fs::read(path) {
         Ok(bytes) => Zeroizing::new(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("read", path)(e)),
     };
-    let entry: T = serde_json::from_slice(&bytes).map_err(|e| CacheError::Io {
+    let decode_error = |error: serde_json::Error| CacheError::Io {
         what: "decode",
         path: path.to_owned(),
-        // Only the position is kept: serde_json's message never quotes the input, but the
-        // category and line are enough to locate the damage.
-        source: io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
-        ),
-    })?;
-    if version(&entry) != FORMAT_VERSION {
-        tracing::warn!(path = %path.display(), version = version(&entry), "ignoring cache file of another format version");
+        source: io::Error::new(io::ErrorKind::InvalidData, describe_json_error(&error)),
+    };
+    let version = serde_json::from_slice::<Version>(&bytes).map_err(decode_error)?.version;
+    if version != FORMAT_VERSION {
+        tracing::warn!(path = %path.display(), version, "ignoring cache file of another format version");
         return Ok(None);
     }
-    Ok(Some(entry))
+    serde_json::from_slice(&bytes).map(Some).map_err(decode_error)
 }
 
-/// Creates `dir` with mode 0700, or narrows an existing directory to 0700.
+/// Describes a JSON error by its category and position only: serde_json's own message may
+/// quote part of the input, which can be a token.
+fn describe_json_error(error: &serde_json::Error) -> String {
+    let problem = match error.classify() {
+        serde_json::error::Category::Eof => "the file is empty or truncated",
+        serde_json::error::Category::Syntax => "the file is not valid JSON",
+        serde_json::error::Category::Data => "a field is missing or has the wrong type",
+        serde_json::error::Category::Io => "the file could not be read",
+    };
+    format!("{problem} (line {}, column {})", error.line(), error.column())
+}
+
+/// Creates `dir` with mode 0700, or checks that an existing `dir` is a directory that only
+/// this user can use. An existing directory is never changed, because it may be shared (a
+/// cache directory set to `/tmp`, say).
 fn ensure_private_dir(dir: &Path) -> Result<(), CacheError> {
+    let unsafe_directory = |problem, fix| CacheError::UnsafeDirectory {
+        path: dir.to_owned(),
+        problem,
+        fix,
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(_) if dir.exists() && !dir.is_dir() => {
+            return Err(unsafe_directory(
+                "is not a directory",
+                "set `AWS_TIP_CACHE_DIR` to a directory",
+            ));
+        }
+        Err(e) => return Err(io_error("create", dir)(e)),
+    }
+
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_error("create", dir))?;
         let metadata = fs::metadata(dir).map_err(io_error("inspect", dir))?;
+        if metadata.uid() != rustix::process::geteuid().as_raw() {
+            return Err(unsafe_directory(
+                "belongs to another user",
+                "set `AWS_TIP_CACHE_DIR` to a directory of your own",
+            ));
+        }
         if metadata.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %dir.display(), "cache directory was accessible to other users; setting mode 0700");
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error("restrict", dir))?;
+            return Err(unsafe_directory(
+                "is accessible to other users",
+                "run `chmod 700` on it, or set `AWS_TIP_CACHE_DIR` to a private directory",
+            ));
         }
     }
-    #[cfg(not(unix))]
-    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
     Ok(())
 }
 
@@ -369,15 +426,56 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn open_directory_narrowed() {
+    fn shared_directory_rejected_unchanged() {
         use std::os::unix::fs::PermissionsExt;
 
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("cache");
         fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        app(temp.path()).lock().unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = app(temp.path()).lock().unwrap_err();
+        assert!(err.to_string().contains("is accessible to other users"), "{err}");
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o7777, 0o1777);
+    }
+
+    #[test]
+    fn file_as_directory_rejected() {
+        let temp = tempfile::tempdir().unwrap();
+        fs::write(temp.path().join("cache"), b"").unwrap();
+        let err = CacheDir::at(temp.path().join("cache")).prepare().unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn relative_directory_rejected() {
+        let env = Env::from_slice(&[("AWS_TIP_CACHE_DIR", "relative/cache")]);
+        assert!(matches!(
+            CacheDir::from_env(&env),
+            Err(CacheError::RelativeCacheDirectory(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_file_private() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        cache.lock().unwrap();
+        assert_eq!(
+            fs::metadata(cache.lock_path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn other_version_fields_ignored() {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = app(temp.path());
+        let lock = cache.lock().unwrap();
+        fs::write(cache.tokens_path(), br#"{"version":2,"something":"else"}"#).unwrap();
+        assert!(lock.read_tokens().unwrap().is_none());
     }
 
     #[test]
@@ -404,6 +502,7 @@ mod tests {
         let err = lock.read_tokens().unwrap_err();
         let message = crate::error::chain(&err);
         assert!(message.contains("failed to decode"), "{message}");
+        assert!(message.contains("the file is empty or truncated"), "{message}");
         assert!(!message.contains("sentinel-partial"), "{message}");
     }
 

@@ -36,6 +36,10 @@ async fn credentials(context: &Context, profile_name: &str) -> Result<Credential
     let aws = profile.aws_settings()?;
     let cache = CacheDir::from_env(&context.env)?.app(&oidc.issuer, &oidc.client_id);
     let key = settings_key(profile_name, &oidc, &aws);
+    let login_required = |reason: String| Error::LoginRequired {
+        profile: profile_name.to_owned(),
+        reason,
+    };
 
     if let Some(entry) = cache.read_credentials(&key)
         && entry.is_fresh(context.clock.now(), aws.refresh_window)
@@ -44,6 +48,10 @@ async fn credentials(context: &Context, profile_name: &str) -> Result<Credential
         return Ok(entry);
     }
 
+    // Without a sign-in there is nothing to refresh, so fail before creating the lock file.
+    if !cache.has_tokens() {
+        return Err(login_required("no stored sign-in".into()));
+    }
     let lock = cache.lock()?;
     if let Some(entry) = lock.read_credentials(&key)
         && entry.is_fresh(context.clock.now(), aws.refresh_window)
@@ -52,10 +60,6 @@ async fn credentials(context: &Context, profile_name: &str) -> Result<Credential
         return Ok(entry);
     }
 
-    let login_required = |reason: String| Error::LoginRequired {
-        profile: profile_name.to_owned(),
-        reason,
-    };
     let mut tokens = match lock.read_tokens() {
         Ok(Some(tokens)) => tokens,
         Ok(None) => return Err(login_required("no stored sign-in".into())),
@@ -106,8 +110,12 @@ async fn credentials(context: &Context, profile_name: &str) -> Result<Credential
         role_session_arn: output.role_session_arn,
         matched_grant_target: output.matched_grant_target,
     };
-    lock.write_credentials(&key, &entry)?;
-    tracing::debug!(expiration = %format_utc(entry.expiration), "stored new credentials");
+    // The credentials are valid whether or not they can be stored, so a full or read-only
+    // disk costs only the cache, not the caller's credentials.
+    match lock.write_credentials(&key, &entry) {
+        Ok(()) => tracing::debug!(expiration = %format_utc(entry.expiration), "stored new credentials"),
+        Err(error) => tracing::warn!(error = %crate::error::chain(&error), "could not store the new credentials"),
+    }
     Ok(entry)
 }
 

@@ -15,6 +15,9 @@ pub async fn run(context: &Context, args: &LoginArgs) -> Result<(), Error> {
     let settings = profile.oidc_settings()?;
     let ca = CaBundle::load(&context.env, profile.ca_bundle())?;
     let http = oidc_client(&ca).map_err(Error::HttpSetup)?;
+    // Checked before the browser opens, so a bad cache directory cannot waste a sign-in.
+    let cache_dir = CacheDir::from_env(&context.env)?;
+    cache_dir.prepare()?;
 
     let metadata = ProviderMetadata::discover(&http, &settings.issuer).await?;
     let loopback = Loopback::bind(&settings.redirect_uri).await?;
@@ -67,7 +70,7 @@ pub async fn run(context: &Context, args: &LoginArgs) -> Result<(), Error> {
         refresh_token: tokens.refresh_token,
         updated_at: now,
     };
-    let cache = CacheDir::from_env(&context.env)?.app(&settings.issuer, &settings.client_id);
+    let cache = cache_dir.app(&settings.issuer, &settings.client_id);
     {
         let lock = cache.lock()?;
         lock.write_tokens(&entry)?;
