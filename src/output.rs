@@ -51,6 +51,9 @@ pub fn credential_json(entry: &CredentialsEntry) -> Zeroizing<String> {
 }
 
 /// Writes the credential JSON to stdout in one write.
+///
+/// NOTE: a program started with stdout closed gets `/dev/null` there from the Rust runtime,
+/// so it succeeds as if run with `>/dev/null`.
 pub fn print_credentials(entry: &CredentialsEntry) -> io::Result<()> {
     let json = credential_json(entry);
     let mut stdout = io::stdout().lock();

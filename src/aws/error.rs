@@ -1,10 +1,34 @@
 //! Errors of the AWS calls, sorted by what the user can do about them.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssooidc::operation::create_token_with_iam::CreateTokenWithIAMError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::ErrorKind;
+
+/// Error codes that mean "try again later", though their HTTP status is below 500.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "SlowDownException",
+    "IDPCommunicationError",
+];
+
+/// Joins the lines of a message from another program or service, so every error stays on
+/// one line of stderr.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
@@ -29,7 +53,11 @@ pub enum AwsError {
     },
 
     #[error("failed to load the credentials of source profile `{profile}`: {detail}")]
-    SourceProfile { profile: String, detail: String },
+    SourceProfile {
+        profile: String,
+        detail: String,
+        kind: ErrorKind,
+    },
 }
 
 impl AwsError {
@@ -37,14 +65,38 @@ impl AwsError {
         match self {
             Self::Rejected { retryable: true, .. } | Self::Unreachable { .. } => ErrorKind::Unavailable,
             Self::Rejected { .. } => ErrorKind::Rejected,
-            Self::SourceProfile { .. } => ErrorKind::Configuration,
+            Self::SourceProfile { kind, .. } => *kind,
             Self::Failed { .. } | Self::MissingField { .. } => ErrorKind::Failed,
         }
     }
 
-    /// Returns true when Identity Center rejected the ID token itself, which a fresh one may fix.
+    /// Returns true when AWS rejected the ID token itself as expired or invalid, which a fresh
+    /// one may fix (for example when the local clock runs behind).
     pub fn is_assertion_rejected(&self) -> bool {
-        matches!(self, Self::Rejected { operation: "CreateTokenWithIAM", code, .. } if code == "InvalidGrantException")
+        matches!(
+            self,
+            Self::Rejected { operation: "CreateTokenWithIAM", code, .. } if code == "InvalidGrantException"
+        ) || matches!(
+            self,
+            Self::Rejected { operation: "AssumeRoleWithWebIdentity", code, .. } if code == "ExpiredTokenException"
+        )
+    }
+
+    /// Sorts a failure to load a source profile's credentials.
+    pub fn from_source_profile(profile: &str, error: &CredentialsError) -> Self {
+        let kind = match error {
+            CredentialsError::ProviderTimedOut(_) => ErrorKind::Unavailable,
+            CredentialsError::ProviderError(_) => ErrorKind::Rejected,
+            CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
+                ErrorKind::Configuration
+            }
+            _ => ErrorKind::Failed,
+        };
+        Self::SourceProfile {
+            profile: profile.to_owned(),
+            detail: one_line(&crate::error::chain(error)),
+            kind,
+        }
     }
 
     /// Returns a next step for the user, when the error code suggests one.
@@ -87,27 +139,21 @@ impl AwsError {
 
     /// Sorts an SDK error. Only error codes, service messages and transport errors are kept:
     /// a response that failed to parse is not rendered, because its body may hold credentials.
-    pub fn from_sdk<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    pub fn from_sdk<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         match &error {
             SdkError::ServiceError(context) => {
                 let meta = context.err().meta();
                 let code = meta.code().unwrap_or("UnknownError").to_owned();
-                let retryable = matches!(
-                    code.as_str(),
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "SlowDownException"
-                        | "InternalServerException"
-                        | "ServiceUnavailable"
-                );
+                // A server error or a throttling code means trying later may succeed. The AWS
+                // SDK already retried these, so the call is over for now.
+                let retryable = context.raw().status().is_server_error() || RETRYABLE_CODES.contains(&code.as_str());
                 Self::Rejected {
                     operation,
                     code,
-                    message: meta.message().map(str::to_owned),
+                    message: meta.message().map(one_line),
                     retryable,
                 }
             }
@@ -138,7 +184,7 @@ impl AwsError {
 
     /// Like [`AwsError::from_sdk`], but takes the `error_description` that sso-oidc errors
     /// carry in place of a message.
-    pub fn from_create_token<R: std::fmt::Debug>(error: SdkError<CreateTokenWithIAMError, R>) -> Self {
+    pub fn from_create_token(error: SdkError<CreateTokenWithIAMError, HttpResponse>) -> Self {
         let description = error.as_service_error().and_then(|e| {
             match e {
                 CreateTokenWithIAMError::InvalidGrantException(e) => e.error_description(),
@@ -151,7 +197,7 @@ impl AwsError {
                 CreateTokenWithIAMError::ExpiredTokenException(e) => e.error_description(),
                 _ => None,
             }
-            .map(str::to_owned)
+            .map(one_line)
         });
         let mut converted = Self::from_sdk("CreateTokenWithIAM", error);
         if let Self::Rejected { message, .. } = &mut converted
@@ -160,5 +206,33 @@ impl AwsError {
             *message = description;
         }
         converted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_message_joined() {
+        assert_eq!(one_line("first line\r\n  second line\n\n"), "first line second line");
+    }
+
+    #[test]
+    fn server_errors_retryable() {
+        let server_error = AwsError::Rejected {
+            operation: "AssumeRole",
+            code: "InternalFailure".into(),
+            message: None,
+            retryable: true,
+        };
+        assert_eq!(server_error.kind(), ErrorKind::Unavailable);
+        let denied = AwsError::Rejected {
+            operation: "AssumeRole",
+            code: "AccessDenied".into(),
+            message: None,
+            retryable: false,
+        };
+        assert_eq!(denied.kind(), ErrorKind::Rejected);
     }
 }

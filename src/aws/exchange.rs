@@ -213,10 +213,7 @@ impl Exchange {
         provider
             .provide_credentials()
             .await
-            .map_err(|e| AwsError::SourceProfile {
-                profile: profile.to_owned(),
-                detail: crate::error::chain(&e),
-            })
+            .map_err(|e| AwsError::from_source_profile(profile, &e))
     }
 
     /// Calls CreateTokenWithIAM and returns the identity context and the Identity Center user ID.

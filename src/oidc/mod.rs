@@ -24,7 +24,7 @@ pub enum OidcError {
         source: reqwest::Error,
     },
 
-    #[error("the OpenID provider at `{url}` answered HTTP {status}")]
+    #[error("the OpenID provider at `{url}` answered HTTP {status}{}", if *status < 500 { "; check `tip_issuer`" } else { "" })]
     HttpStatus { url: String, status: u16 },
 
     #[error("invalid discovery document at `{url}`: {reason}")]
@@ -59,7 +59,8 @@ impl OidcError {
         match self {
             Self::Unreachable { .. } | Self::TokenUnreachable { .. } => ErrorKind::Unavailable,
             Self::HttpStatus { status, .. } if *status >= 500 => ErrorKind::Unavailable,
-            Self::HttpStatus { .. } | Self::TokenRejected { .. } => ErrorKind::Rejected,
+            Self::HttpStatus { .. } => ErrorKind::Configuration,
+            Self::TokenRejected { .. } => ErrorKind::Rejected,
             Self::IssuerMismatch { .. } => ErrorKind::Configuration,
             Self::InvalidDiscovery { .. } | Self::InvalidTokenResponse { .. } | Self::IdToken(_) => ErrorKind::Failed,
         }

@@ -227,3 +227,66 @@ fn profile_endpoint_url_used() {
     credential_json(&output);
     assert_eq!(world.aws_call_count("CreateTokenWithIAM"), 1);
 }
+
+#[test]
+fn non_utf8_profile_file_named() {
+    let world = World::start();
+    world.login("tip");
+    let mut credentials = std::fs::read(world.credentials_path()).unwrap();
+    credentials.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(world.credentials_path(), credentials).unwrap();
+    std::fs::remove_dir_all(world.cache_dir()).unwrap();
+    let output = world
+        .aws_tip()
+        .args(["credential-process", "--profile", "tip"])
+        .failure(2);
+    let message = stderr(&output);
+    assert!(message.contains("is not valid UTF-8"), "{message}");
+    assert!(!message.contains(CLIENT_SECRET), "{message}");
+    assert!(!message.contains(SOURCE_SECRET), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn server_error_exits_5() {
+    let world = World::start();
+    world.login("tip");
+    world.fail_next("AssumeRole", "InternalFailure", 3);
+    let output = world
+        .aws_tip()
+        .args(["credential-process", "--profile", "tip"])
+        .failure(5);
+    assert!(stderr(&output).contains("InternalFailure"), "{}", stderr(&output));
+}
+
+#[test]
+fn no_sign_in_creates_nothing() {
+    let world = World::start();
+    world
+        .aws_tip()
+        .args(["credential-process", "--profile", "tip"])
+        .failure(3);
+    assert!(
+        !world.cache_dir().exists(),
+        "credential-process created the cache directory"
+    );
+}
+
+#[test]
+fn source_profile_loop_rejected() {
+    let world = World::start();
+    let exe = aws_tip_exe();
+    world.write_config(&format!(
+        "[profile loop]\nregion = us-east-1\ntip_issuer = {op}\ntip_client_id = {CLIENT_ID}\n\
+         tip_application_arn = {APPLICATION_ARN}\ntip_role_arn = {BEARER_ROLE_ARN}\ntip_source_profile = loop-source\n\n\
+         [profile loop-source]\ncredential_process = {exe} credential-process --profile loop\n",
+        op = world.op_url,
+        exe = exe.display()
+    ));
+    world.login("tip");
+    let output = world
+        .aws_tip()
+        .args(["credential-process", "--profile", "loop"])
+        .failure(2);
+    assert!(stderr(&output).contains("loops"), "{}", stderr(&output));
+}
