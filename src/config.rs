@@ -225,11 +225,11 @@ impl Profile {
         self.get(key).ok_or_else(|| self.missing(key))
     }
 
-    fn missing_region(&self, key: &str, what: &str) -> ConfigError {
+    fn missing_region(&self, key: &str, purpose: &str) -> ConfigError {
         ConfigError::Conflict {
             profile: self.name.clone(),
             message: format!(
-                "neither `{key}` nor `region` is set; set one of them in {} to {what}",
+                "neither `{key}` nor `region` is set; set one of them in {} to {purpose}",
                 self.config_file
             ),
         }

@@ -13,11 +13,12 @@ use zeroize::Zeroizing;
 
 use super::entries::{CredentialsEntry, FORMAT_VERSION, TokenEntry};
 
-/// Longest wait for another process's lock. A holder makes at most a refresh and four AWS
-/// calls, each limited by the HTTP timeouts, so a longer wait means a stuck holder; failing
-/// then beats hanging the AWS tool that runs us.
+/// Maximum wait for another process's lock. A healthy holder finishes within seconds, and
+/// failing after this beats hanging the AWS tool that runs us.
+/// NOTE: a holder whose AWS calls all time out and are retried can hold the lock longer, so
+/// its waiters exit with code 5 while it may still succeed.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest pause between two attempts to take a contended lock.
+/// Maximum pause between two attempts to take a contended lock.
 const MAX_LOCK_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
