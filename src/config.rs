@@ -378,17 +378,14 @@ impl Profile {
         };
         if let ExchangePrincipal::SourceProfile { profile } | ExchangePrincipal::SourceProfileRole { profile, .. } =
             &exchange
-            && profile == &self.name
         {
-            return Err(self.invalid(
-                "tip_source_profile",
-                profile,
-                "a profile cannot be its own source profile, because its credential_process would call itself",
-            ));
-        }
-        if let ExchangePrincipal::SourceProfile { profile } | ExchangePrincipal::SourceProfileRole { profile, .. } =
-            &exchange
-        {
+            if profile == &self.name {
+                return Err(self.invalid(
+                    "tip_source_profile",
+                    profile,
+                    "a profile cannot be its own source profile, because its credential_process would call itself",
+                ));
+            }
             self.check_source_chain(profile)?;
         }
 
